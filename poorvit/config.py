@@ -1,0 +1,288 @@
+"""Configurations: the model (`ViTConfig`), the training recipe (`TrainConfig`), named presets, scales.
+
+One source of truth for every number the course uses. Notebooks, the CLI and the tests take a preset
+and override a few fields; they never retype a size. The `paper` preset is the baseline of
+Wu, *Powerful Design of Small Vision Transformer on CIFAR10* (arXiv 2501.06220).
+
+    cfg = get_config("paper", n_kv_head=4)          # a model preset plus overrides
+    tcfg = get_train_config("smoke", epochs=2)       # a scale's training recipe plus overrides
+    scale = get_scale()                              # POORVIT_SCALE, or demo with CUDA, else smoke
+
+A config that cannot work raises `ValueError` at construction, naming the field, the value and what
+would be valid, never as a shape error in the middle of a forward pass.
+"""
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+
+
+def _check(ok: bool, name: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not valid: {valid}.")
+
+
+def _check_choice(name: str, value: Any, choices) -> None:
+    _check(value in choices, name, value, "choose one of " + ", ".join(repr(c) for c in choices))
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """The architecture of a small Vision Transformer. Derived sizes are properties."""
+
+    image_size: int = 32          # side of the square input image, pixels
+    in_chans: int = 3             # input channels (3 for RGB)
+    patch_size: int = 4           # side of a square patch, pixels; tokens = (image_size / patch_size)^2
+    n_embd: int = 192             # width of every token (channels)
+    n_layer: int = 9              # number of transformer blocks
+    n_head: int = 12              # query heads; each head is n_embd / n_head channels wide
+    n_kv_head: int | None = None  # key/value heads: None (= n_head) is MHA, 1 is MQA, a divisor of n_head is GQA
+    q_rank: int = 0               # MLA: width of the low-rank query latent (0: full-rank queries)
+    kv_rank: int = 0              # MLA: width of the one latent that keys and values are decompressed from (0: off)
+    lowrank: str = ""             # the study's own bottleneck: which of "q", "k", "v" pass through it ("" = none)
+    lowrank_dim: int = 64         # width of that bottleneck (channels); 64 in the study
+    mlp_ratio: float = 2.0        # hidden width of the MLP / n_embd
+    n_cls: int = 1                # number of class tokens prepended to the patch tokens
+    cls_head: str = "concat"      # class tokens to logits: "concat" (the study's code) or "mean"
+    pos_embed: str = "learned"    # positional embedding: "learned", "sincos" (fixed 2-D sin-cos) or "none"
+    drop_path: float = 0.1        # stochastic-depth rate of the last block; block i gets i / (n_layer - 1) of it
+    n_classes: int = 10           # classifier outputs
+    qkv_bias: bool = True         # bias on the query/key/value projections
+
+    def __post_init__(self):
+        C = self.n_embd
+        for name in ("image_size", "in_chans", "patch_size", "n_embd", "n_layer", "n_head", "n_cls", "n_classes"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "a whole number >= 1")
+        _check(self.image_size % self.patch_size == 0, "patch_size", self.patch_size,
+               f"it must divide image_size={self.image_size} (e.g. {_divisors(self.image_size)})")
+        _check(C % self.n_head == 0, "n_head", self.n_head,
+               f"it must divide n_embd={C} (e.g. {_divisors(C)})")
+        kv = self.kv_heads
+        _check(isinstance(kv, int) and 1 <= kv <= self.n_head and self.n_head % kv == 0, "n_kv_head",
+               self.n_kv_head, f"it must divide n_head={self.n_head} (e.g. {_divisors(self.n_head)}), or be None for MHA")
+        for name in ("q_rank", "kv_rank"):
+            r = getattr(self, name)
+            _check(isinstance(r, int) and (r == 0 or 0 < r < C), name, r,
+                   f"0 turns MLA off; a latent must be narrower than n_embd={C} (1 .. {C - 1})")
+        _check(isinstance(self.lowrank, str) and set(self.lowrank) <= set("qkv")
+               and len(set(self.lowrank)) == len(self.lowrank), "lowrank", self.lowrank,
+               'a subset of "qkv" such as "q", "kv" or "qkv", or "" for none')
+        if self.lowrank:
+            _check(0 < self.lowrank_dim < C, "lowrank_dim", self.lowrank_dim, f"1 .. {C - 1} (narrower than n_embd)")
+        _check(not (self.q_rank and "q" in self.lowrank), "lowrank", self.lowrank,
+               "q_rank already compresses the queries; drop 'q' from lowrank or set q_rank=0")
+        _check(not (self.kv_rank and set("kv") & set(self.lowrank)), "lowrank", self.lowrank,
+               "kv_rank already compresses keys and values; drop 'k'/'v' from lowrank or set kv_rank=0")
+        _check(self.mlp_ratio > 0 and int(C * self.mlp_ratio) >= 1, "mlp_ratio", self.mlp_ratio, "a positive number")
+        _check_choice("cls_head", self.cls_head, ("concat", "mean"))
+        _check_choice("pos_embed", self.pos_embed, ("learned", "sincos", "none"))
+        if self.pos_embed == "sincos":
+            _check(C % 4 == 0, "n_embd", C, "2-D sin-cos positions need a width divisible by 4")
+        _check(0.0 <= self.drop_path < 1.0, "drop_path", self.drop_path, "a probability in [0, 1)")
+
+    # derived sizes
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads actually used (n_head when n_kv_head is None)."""
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def grid(self) -> int:
+        """Patches per side."""
+        return self.image_size // self.patch_size
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid ** 2
+
+    @property
+    def n_tokens(self) -> int:
+        """Sequence length seen by attention: class tokens plus patch tokens."""
+        return self.n_patches + self.n_cls
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.n_embd * self.mlp_ratio)
+
+    @property
+    def attention_kind(self) -> str:
+        """A short name: MHA, GQA, MQA, MLA or low-rank (the study's bottleneck)."""
+        if self.q_rank or self.kv_rank:
+            return "MLA"
+        if self.lowrank:
+            return f"low-rank {self.lowrank}"
+        return "MHA" if self.kv_heads == self.n_head else "MQA" if self.kv_heads == 1 else "GQA"
+
+
+def _divisors(n: int) -> str:
+    return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
+
+
+# Named model presets. Sizes in the comments are parameter counts (a unit test holds them).
+PRESETS: dict[str, dict] = {
+    # the study's baseline: patch 4, 192 wide, 9 blocks, 12 heads, MLP ratio 2     2,697,610 params
+    "paper": dict(patch_size=4, n_embd=192, n_layer=9, n_head=12, mlp_ratio=2.0, drop_path=0.1),
+    # the CPU recipe's model: trains to a useful accuracy in minutes on two cores      ~0.6 M params
+    "cpu": dict(patch_size=4, n_embd=128, n_layer=6, n_head=4, mlp_ratio=2.0, drop_path=0.0),
+    # the chapters' smoke-scale model: seconds per epoch of a subset on a CPU            ~0.1 M params
+    "smoke": dict(patch_size=4, n_embd=64, n_layer=4, n_head=4, mlp_ratio=2.0, drop_path=0.0),
+    # unit tests: the smallest model that still exercises every code path                ~15 k params
+    "micro": dict(patch_size=8, n_embd=32, n_layer=2, n_head=4, mlp_ratio=2.0, drop_path=0.0),
+}
+
+
+def get_config(name: str = "paper", **overrides) -> ViTConfig:
+    """The model preset `name` with `overrides` applied, validated."""
+    _check_choice("preset", name, tuple(PRESETS))
+    return _build(ViTConfig, {**PRESETS[name], **overrides})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training recipe. The defaults are the study's full recipe (the `paper` scale)."""
+
+    epochs: float = 100            # passes over the training set (each image `repeats` times per pass)
+    minutes: float = 0.0           # > 0: a wall-clock budget; warmup and decay follow time, `epochs` is a cap
+    batch_size: int = 256          # images per optimizer step (summed over all processes)
+    optimizer: str = "adamw"       # "adamw" or "lion"
+    lr: float = 1e-3               # peak learning rate, reached at the end of warmup
+    min_lr: float = 1e-6           # learning rate at the end of the cosine decay
+    weight_decay: float = 0.05     # decoupled weight decay (none on norms, biases, positions, class tokens)
+    beta1: float = 0.9             # first-moment decay (AdamW) / interpolation (Lion)
+    beta2: float = 0.999           # second-moment decay (AdamW) / momentum (Lion)
+    warmup_epochs: float = 10      # linear warmup length, epochs (a fraction of `minutes` when timed: see train.py)
+    label_smoothing: float = 0.1   # mass spread evenly over all classes in the target
+    grad_clip: float = 0.0         # max global gradient norm; 0 turns clipping off
+    train_subset: int = 0          # train on the first N training images (0: all 50,000)
+    test_subset: int = 0           # evaluate during training on the first N test images (0: all 10,000)
+    crop_pad: int = 4              # random crop after zero-padding by this many pixels (0: no crop)
+    flip: bool = True              # random horizontal flip
+    autoaugment: bool = True       # AutoAugment, CIFAR-10 policy
+    random_erasing: float = 0.25   # probability of erasing one random rectangle per image
+    mixup_alpha: float = 1.0       # Beta(alpha, alpha) for Mixup (0: off)
+    cutmix_alpha: float = 1.0      # Beta(alpha, alpha) for CutMix (0: off)
+    mix_prob: float = 0.5          # fraction of batches that get Mixup or CutMix (one of the two, evenly)
+    repeats: int = 3               # repeated augmentation: each image appears this many times per epoch
+    whiten: str = "off"            # patch-embedding init from data: "off", "trainable" or "frozen"
+    whiten_eps: float = 1e-2       # added to the eigenvalues before 1/sqrt in the whitening filters
+    precision: str = "auto"        # "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16" or "fp16"
+    compile: bool = False          # torch.compile the model
+    eval_every: int = 1            # evaluate on the test set every N epochs (and always at the end)
+    seed: int = 0                  # seeds weights, data order and augmentation
+    scale: str = "custom"          # the scale this recipe came from (smoke, demo, paper), for the record
+
+    def __post_init__(self):
+        _check(self.epochs > 0, "epochs", self.epochs, "a positive number of epochs")
+        _check(self.minutes >= 0, "minutes", self.minutes, "0 (no time budget) or a positive number")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", self.batch_size, "a whole number >= 1")
+        _check_choice("optimizer", self.optimizer, ("adamw", "lion"))
+        _check(self.lr > 0, "lr", self.lr, "a positive learning rate")
+        _check(0 <= self.min_lr <= self.lr, "min_lr", self.min_lr, f"between 0 and lr={self.lr}")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "0 or more")
+        for name in ("beta1", "beta2"):
+            _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "a number in [0, 1)")
+        _check(0 <= self.warmup_epochs, "warmup_epochs", self.warmup_epochs, "0 or more")
+        _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a number in [0, 1)")
+        _check(self.grad_clip >= 0, "grad_clip", self.grad_clip, "0 (off) or a positive norm")
+        for name in ("train_subset", "test_subset", "crop_pad"):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, getattr(self, name), "0 or a whole number")
+        _check(0 <= self.random_erasing <= 1, "random_erasing", self.random_erasing, "a probability in [0, 1]")
+        _check(self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha/cutmix_alpha",
+               (self.mixup_alpha, self.cutmix_alpha), "0 (off) or a positive Beta parameter")
+        _check(0 <= self.mix_prob <= 1, "mix_prob", self.mix_prob, "a probability in [0, 1]")
+        _check(isinstance(self.repeats, int) and self.repeats >= 1, "repeats", self.repeats, "a whole number >= 1")
+        _check_choice("whiten", self.whiten, ("off", "trainable", "frozen"))
+        _check(self.whiten_eps > 0, "whiten_eps", self.whiten_eps, "a positive number")
+        _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        _check(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every", self.eval_every, "a whole number >= 1")
+
+
+# The scales: the same code from a CPU in CI to a GPU. Each names a model preset and a recipe.
+# `smoke`: a CPU, seconds a run, a subset; the model must still learn (well above 10 % accuracy).
+# `demo`: one GPU, a few minutes a chapter. `paper`: the study's full recipe, 100 epochs.
+_PLAIN = dict(autoaugment=False, random_erasing=0.0, mixup_alpha=0.0, cutmix_alpha=0.0, repeats=1)
+SCALES: dict[str, dict] = {
+    "smoke": dict(model="smoke", train=dict(epochs=3, batch_size=128, lr=2e-3, warmup_epochs=0.3, weight_decay=0.05,
+                                            label_smoothing=0.1, train_subset=5000, test_subset=2000, **_PLAIN)),
+    "demo": dict(model="paper", train=dict(epochs=20, warmup_epochs=2, repeats=1)),
+    "paper": dict(model="paper", train=dict()),
+}
+
+
+def default_scale() -> str:
+    """`POORVIT_SCALE` if set, else `demo` where CUDA is present, else `smoke`."""
+    name = os.environ.get("POORVIT_SCALE", "").strip() or ("demo" if torch.cuda.is_available() else "smoke")
+    _check_choice("POORVIT_SCALE", name, tuple(SCALES))
+    return name
+
+
+def get_train_config(scale: str | None = None, **overrides) -> TrainConfig:
+    """The recipe of `scale` (default: `default_scale()`) with `overrides` applied."""
+    scale = scale or default_scale()
+    _check_choice("scale", scale, tuple(SCALES))
+    return _build(TrainConfig, {**SCALES[scale]["train"], "scale": scale, **overrides})
+
+
+def scale_model(scale: str | None = None, **overrides) -> ViTConfig:
+    """The model preset a scale trains (the `smoke` model on a CPU, the study's `paper` model on a GPU)."""
+    scale = scale or default_scale()
+    _check_choice("scale", scale, tuple(SCALES))
+    return get_config(SCALES[scale]["model"], **overrides)
+
+
+def _build(cls, values: dict):
+    valid = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field {', '.join(unknown)}; valid fields: {', '.join(sorted(valid))}.")
+    return cls(**values)
+
+
+def with_overrides(cfg, **overrides):
+    """`dataclasses.replace` that names the valid fields when one is unknown."""
+    return _build(type(cfg), {**asdict(cfg), **overrides})
+
+
+def parse_overrides(pairs: list[str], *classes) -> list[dict]:
+    """Parse `["n_kv_head=4", "lr=3e-4"]` into one dict per class in `classes`, by field name.
+
+    Values are read as Python literals where they parse (`4`, `3e-4`, `True`, `None`) and kept as
+    strings otherwise (`lowrank=q`). A name that no class has raises `ValueError` listing them all.
+    """
+    out = [dict() for _ in classes]
+    names = [{f.name for f in fields(c)} for c in classes]
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set {pair!r}: write FIELD=VALUE, e.g. n_kv_head=4")
+        key, raw = pair.split("=", 1)
+        key = key.strip()
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        for d, valid in zip(out, names):
+            if key in valid:
+                d[key] = value
+                break
+        else:
+            all_names = sorted(set().union(*names))
+            raise ValueError(f"--set {key}: no such field; valid fields: {', '.join(all_names)}")
+    return out
+
+
+def to_dict(cfg) -> dict:
+    """A JSON-ready dict of a config (for run records and cache keys)."""
+    return asdict(cfg)
+
+
+__all__ = ["ViTConfig", "TrainConfig", "PRESETS", "SCALES", "get_config", "get_train_config", "scale_model",
+           "default_scale", "with_overrides", "parse_overrides", "to_dict"]
