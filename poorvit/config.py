@@ -150,7 +150,7 @@ def get_config(name: str = "paper", **overrides) -> ViTConfig:
 class TrainConfig:
     """A training recipe. The defaults are the study's full recipe (the `paper` scale)."""
 
-    epochs: float = 100            # passes over the training set (each image `repeats` times per pass)
+    epochs: float = 100            # epochs of n samples each (n/repeats distinct images with repeated augmentation)
     minutes: float = 0.0           # > 0: a wall-clock budget; warmup and decay follow time, `epochs` is a cap
     batch_size: int = 256          # images per optimizer step (summed over all processes)
     optimizer: str = "adamw"       # "adamw" or "lion"
@@ -171,7 +171,7 @@ class TrainConfig:
     mixup_alpha: float = 1.0       # Beta(alpha, alpha) for Mixup (0: off)
     cutmix_alpha: float = 1.0      # Beta(alpha, alpha) for CutMix (0: off)
     mix_prob: float = 0.5          # fraction of batches that get Mixup or CutMix (one of the two, evenly)
-    repeats: int = 3               # repeated augmentation: each image appears this many times per epoch
+    repeats: int = 3               # repeated augmentation: each drawn image appears this many times, side by side
     whiten: str = "off"            # patch-embedding init from data: "off", "trainable" or "frozen"
     whiten_eps: float = 1e-2       # added to the eigenvalues before 1/sqrt in the whitening filters
     precision: str = "auto"        # "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16" or "fp16"

@@ -1,0 +1,73 @@
+"""Optimizers and the learning-rate schedule.
+
+* AdamW (Loshchilov & Hutter, arXiv 1711.05101) from torch, with no weight decay on norms, biases,
+  positional embeddings and class tokens (decaying those pulls them to zero for no gain).
+* Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", arXiv 2302.06675) from
+  lion-pytorch: the sign of an interpolated momentum, so every coordinate moves by exactly lr; it keeps
+  one state tensor per parameter where AdamW keeps two.
+* Linear warmup then cosine decay to `min_lr`, a function of training progress in [0, 1] so it can follow
+  steps or wall time, set on the optimizer every iteration.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+from lion_pytorch import Lion
+
+from .config import TrainConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: matrices and conv kernels are decayed; norms, biases, positions, class tokens are not.
+
+    A patch conv whose first channels are frozen by the whitening init (`frozen_channels > 0`) is not
+    decayed either, so that the frozen filters stay exactly as written.
+    """
+    frozen = {id(m.proj.weight) for m in model.modules() if getattr(m, "frozen_channels", 0)}
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or name.endswith(("pos_embed", "cls_token")) or id(p) in frozen:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW or Lion over `param_groups(model)`, at the peak learning rate `cfg.lr`."""
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "lion":
+        return Lion(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    on_cuda = next(model.parameters()).is_cuda
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                             fused=on_cuda if fused is None else fused)
+
+
+def lr_at(progress: float, lr: float, min_lr: float, warmup: float) -> float:
+    """Learning rate at `progress` in [0, 1] of training: linear from 0 over the first `warmup` fraction,
+    then a half cosine from `lr` down to `min_lr` at progress 1."""
+    progress = min(max(progress, 0.0), 1.0)
+    if warmup > 0 and progress < warmup:
+        return lr * progress / warmup
+    t = (progress - warmup) / max(1.0 - warmup, 1e-12)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def state_floats_per_param(optimizer: torch.optim.Optimizer) -> float:
+    """Floats of optimizer state kept per model parameter (AdamW: 2, Lion: 1), after at least one step."""
+    n_params = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+    n_state = sum(v.numel() for s in optimizer.state.values() for v in s.values()
+                  if torch.is_tensor(v) and v.numel() > 1)
+    return n_state / n_params
+
+
+__all__ = ["param_groups", "make_optimizer", "lr_at", "set_lr", "state_floats_per_param"]
