@@ -1,34 +1,66 @@
 """Batched data augmentation on the training device, each sample drawing its own random parameters.
 
 A ViT has no built-in locality or translation bias, so on 50,000 images it needs far more augmentation
-than a CNN (DeiT, Touvron et al., arXiv 2012.12877). Every op here works on a whole batch at once on
-the device the batch lives on, and every random number comes from the loader's seeded generator, so a
-seed reproduces an epoch exactly.
+than a CNN (DeiT, Touvron et al., arXiv 2012.12877). The study's recipe (Wu, arXiv 2501.06220), in order:
+random crop (zero padding 4) and horizontal flip; AutoAugment with the CIFAR-10 policy (Cubuk et al.,
+arXiv 1805.09501); normalization; random erasing (Zhong et al., arXiv 1708.04896) with probability 0.25;
+then on half of the batches either Mixup (Zhang et al., arXiv 1710.09412) or CutMix (Yun et al.,
+arXiv 1905.04899), Beta(1, 1) each. Label smoothing is not here: `train()`'s
+`nn.CrossEntropyLoss(label_smoothing=...)` applies it to class ids and soft targets alike, which equals
+folding it into the mixed targets as timm's `Mixup` does.
+
+Every op works on a whole batch at once on the device the batch lives on, and every random number comes
+from the loader's seeded generator (torchvision's ops take none), so a seed reproduces an epoch exactly.
 
     transform = TrainTransform.from_config(train_cfg, n_classes=10)
-    x, target = transform(x_uint8, y, generator)     # float normalized images, class ids or soft targets
+    x, target = transform(x_uint8, y, generator)   # float normalized images; class ids, or (B, n_classes)
+                                                   # soft targets when the batch was mixed
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
+from .autoaugment import AutoAugment, apply_op, cifar10_policy, op_magnitude
+from .config import TrainConfig, get_train_config
 from .data import normalize
 
+# The augmentation fields of TrainConfig, in pipeline order; `study_augmentation()` reads the study's values.
+AUGMENT_FIELDS = ("crop_pad", "flip", "autoaugment", "random_erasing", "mixup_alpha", "cutmix_alpha", "mix_prob")
 
-def random_crop(x: torch.Tensor, pad: int, g: torch.Generator | None = None) -> torch.Tensor:
-    """Zero-pad by `pad` and cut a random window of the original size, a different one per sample."""
-    if pad == 0:
+
+def study_augmentation() -> dict:
+    """The study's augmentation settings (the `paper` recipe), as TrainConfig overrides."""
+    paper = get_train_config("paper")
+    return {name: getattr(paper, name) for name in AUGMENT_FIELDS}
+
+
+# The study's augmentation ablation: its row names (keys of `poorvit.study.ACCURACY`) -> what each row
+# turns off from the full recipe. Without Mixup, CutMix still mixes `mix_prob` of the batches, and vice versa.
+ABLATION = {"baseline": {}, "no_autoaugment": {"autoaugment": False}, "no_mixup": {"mixup_alpha": 0.0},
+            "no_cutmix": {"cutmix_alpha": 0.0}}
+
+
+def random_crop(x: torch.Tensor, pad: int, g: torch.Generator | None = None, flip: float = 0.0) -> torch.Tensor:
+    """Zero-pad by `pad` and cut a random window of the original size, a different one per sample; with
+    `flip` > 0 also mirror left-right the samples that draw heads (probability `flip`), in the same gather."""
+    if pad == 0 and not flip:
         return x
     B, C, H, W = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    padded = F.pad(x, (pad, pad, pad, pad)).reshape(B, C, Hp * Wp)
     dy = torch.randint(0, 2 * pad + 1, (B,), device=x.device, generator=g)
     dx = torch.randint(0, 2 * pad + 1, (B,), device=x.device, generator=g)
-    rows = (dy[:, None] + torch.arange(H, device=x.device))[:, :, None]      # (B, H, 1)
-    cols = (dx[:, None] + torch.arange(W, device=x.device))[:, None, :]      # (B, 1, W)
-    batch = torch.arange(B, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    rows = dy[:, None] + torch.arange(H, device=x.device)                     # (B, H)
+    cols = torch.arange(W, device=x.device).expand(B, W)                      # (B, W)
+    if flip:
+        mirror = torch.rand(B, device=x.device, generator=g) < flip
+        cols = torch.where(mirror[:, None], W - 1 - cols, cols)
+    index = (rows[:, :, None] * Wp + (dx[:, None] + cols)[:, None, :]).view(B, 1, H * W)
+    return padded.gather(2, index.expand(B, C, H * W)).view(B, C, H, W)
 
 
 def random_flip(x: torch.Tensor, g: torch.Generator | None = None, p: float = 0.5) -> torch.Tensor:
@@ -37,28 +69,139 @@ def random_flip(x: torch.Tensor, g: torch.Generator | None = None, p: float = 0.
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+# ---- random erasing, Mixup, CutMix -------------------------------------------------------------------------
+
+def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None = None, scale=(0.02, 0.33),
+                   ratio=(0.3, 3.3), value: float = 0.0, tries: int = 10) -> torch.Tensor:
+    """Erase one random rectangle per sample with probability `p` (torchvision's `RandomErasing` rule: area a
+    uniform fraction `scale` of the image, log aspect ratio uniform in `ratio`, the first of `tries` draws that
+    fits), filled with `value` (0 on normalized images: the dataset's mean colour). All samples at once."""
+    B, C, H, W = x.shape
+    dev = x.device
+    area = H * W * (scale[0] + (scale[1] - scale[0]) * torch.rand(B, tries, device=dev, generator=g))
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(B, tries, device=dev, generator=g)
+    h = torch.sqrt(area * log_r.exp()).round().long()
+    w = torch.sqrt(area / log_r.exp()).round().long()
+    fits = (h < H) & (w < W)
+    first = fits.long().argmax(1, keepdim=True)                    # the first draw that fits (0 when none does)
+    h, w = h.gather(1, first)[:, 0], w.gather(1, first)[:, 0]
+    u = torch.rand(B, 3, device=dev, generator=g)
+    erase = (u[:, 0] < p) & fits.any(1)
+    top = (u[:, 1] * (H - h + 1)).long()
+    left = (u[:, 2] * (W - w + 1)).long()
+    rows = torch.arange(H, device=dev)
+    cols = torch.arange(W, device=dev)
+    inside = (((rows >= top[:, None]) & (rows < (top + h)[:, None]))[:, :, None]
+              & ((cols >= left[:, None]) & (cols < (left + w)[:, None]))[:, None, :])          # (B, H, W)
+    return x.masked_fill((inside & erase[:, None, None])[:, None], value)
+
+
+def mixup(x: torch.Tensor, target: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend each sample with its partner in the reversed batch: lam * own + (1 - lam) * partner, for the
+    images and for the (B, n_classes) soft targets alike (timm's `Mixup`, batch mode)."""
+    return x * lam + x.flip(0) * (1 - lam), target * lam + target.flip(0) * (1 - lam)
+
+
+def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of a box of about (1 - lam) of the image, centred uniformly, clipped at the
+    borders (timm's `rand_bbox`)."""
+    cut = math.sqrt(1.0 - lam)
+    ch, cw = int(height * cut), int(width * cut)
+    cy, cx = int(rng.integers(0, height)), int(rng.integers(0, width))
+    return (max(cy - ch // 2, 0), min(cy + ch // 2, height), max(cx - cw // 2, 0), min(cx + cw // 2, width))
+
+
+def cutmix(x: torch.Tensor, target: torch.Tensor, box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste the box of each sample's partner (reversed batch) into it; the targets mix by the pasted area."""
+    top, bottom, left, right = box
+    H, W = x.shape[-2:]
+    x = x.clone()
+    x[..., top:bottom, left:right] = x.flip(0)[..., top:bottom, left:right]
+    lam = 1.0 - (bottom - top) * (right - left) / (H * W)
+    return x, target * lam + target.flip(0) * (1 - lam)
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, mixup_alpha: float, cutmix_alpha: float,
+              mix_prob: float, g: torch.Generator | None = None):
+    """With probability `mix_prob` mix the batch by Mixup or CutMix (one of the two, evenly, when both alphas
+    are on), lam ~ Beta(alpha, alpha). Returns (x, target, info): target is `y` when the batch is left alone,
+    else (B, n_classes) soft targets; info says what happened ({"op": None | "mixup" | "cutmix", "lam": ...})."""
+    choices = [op for op, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
+    if not choices or mix_prob <= 0:
+        return x, y, {"op": None, "lam": 1.0}
+    seed = torch.randint(0, 2 ** 62, (1,), device=x.device, generator=g).item()   # numpy draws Beta from it
+    rng = np.random.default_rng(seed)
+    if rng.random() >= mix_prob:
+        return x, y, {"op": None, "lam": 1.0}
+    op = choices[int(rng.random() * len(choices))]
+    lam = float(rng.beta(*(2 * [mixup_alpha if op == "mixup" else cutmix_alpha])))
+    soft = F.one_hot(y, n_classes).to(x.dtype)
+    if op == "mixup":
+        x, target = mixup(x, soft, lam)
+        return x, target, {"op": op, "lam": lam}
+    box = cutmix_box(x.shape[-2], x.shape[-1], lam, rng)
+    x, target = cutmix(x, soft, box)
+    return x, target, {"op": op, "lam": 1.0 - (box[1] - box[0]) * (box[3] - box[2]) / (x.shape[-2] * x.shape[-1]),
+                       "box": box}
+
+
 class TrainTransform:
-    """The training pipeline: crop and flip (uint8) -> normalize (float).
+    """The training pipeline: crop, flip, AutoAugment (uint8) -> normalize -> random erasing (float) -> Mixup
+    or CutMix (batch). `TrainTransform()` is crop and flip only; `from_config` builds a recipe's pipeline.
 
     Called as `transform(x_uint8, y, generator) -> (x, target)`; `target` is the class ids, or soft
-    targets (B, n_classes) when a batch is mixed.
+    targets (B, n_classes) when a batch is mixed. `last` holds what the last call's mixing did.
     """
 
-    def __init__(self, crop_pad: int = 4, flip: bool = True, n_classes: int = 10):
-        self.crop_pad, self.flip, self.n_classes = crop_pad, flip, n_classes
+    def __init__(self, crop_pad: int = 4, flip: bool = True, autoaugment: bool = False, random_erasing: float = 0.0,
+                 mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 0.5, n_classes: int = 10):
+        self.crop_pad, self.flip, self.random_erasing = crop_pad, flip, random_erasing
+        self.autoaugment = AutoAugment() if autoaugment else None
+        self.mixup_alpha, self.cutmix_alpha, self.mix_prob = mixup_alpha, cutmix_alpha, mix_prob
+        self.n_classes = n_classes
+        self.last = {"op": None, "lam": 1.0}
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, n_classes: int = 10) -> "TrainTransform":
-        for name in ("autoaugment", "random_erasing", "mixup_alpha", "cutmix_alpha"):
-            if getattr(cfg, name):
-                raise NotImplementedError(f"{name} is not available yet; set {name} to off (0/False)")
-        return cls(crop_pad=cfg.crop_pad, flip=cfg.flip, n_classes=n_classes)
+        return cls(**{name: getattr(cfg, name) for name in AUGMENT_FIELDS}, n_classes=n_classes)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, g: torch.Generator | None = None):
-        x = random_crop(x, self.crop_pad, g)
-        if self.flip:
-            x = random_flip(x, g)
-        return normalize(x), y
+        x = random_crop(x, self.crop_pad, g, flip=0.5 if self.flip else 0.0)
+        if self.autoaugment is not None:
+            x = self.autoaugment(x, g)
+        x = normalize(x)
+        if self.random_erasing:
+            x = random_erasing(x, self.random_erasing, g)
+        x, target, self.last = mix_batch(x, y, self.n_classes, self.mixup_alpha, self.cutmix_alpha, self.mix_prob, g)
+        return x, target
+
+    def __repr__(self) -> str:
+        on = [f"crop(pad {self.crop_pad})" if self.crop_pad else "", "flip" if self.flip else "",
+              "AutoAugment(CIFAR-10)" if self.autoaugment else "", "normalize",
+              f"erasing(p {self.random_erasing})" if self.random_erasing else "",
+              f"Mixup(alpha {self.mixup_alpha})" if self.mixup_alpha else "",
+              f"CutMix(alpha {self.cutmix_alpha})" if self.cutmix_alpha else ""]
+        mix = f", mixing {self.mix_prob:.0%} of batches" if self.mixup_alpha or self.cutmix_alpha else ""
+        return "TrainTransform(" + " -> ".join(s for s in on if s) + mix + ")"
 
 
-__all__ = ["TrainTransform", "random_crop", "random_flip"]
+def single_op(op: str, n_classes: int = 10) -> "TrainTransform":
+    """A pipeline of one op of the study's recipe, for figures: "crop", "flip", "autoaugment",
+    "random_erasing" (every sample erased, p = 1), "mixup" or "cutmix" (every batch mixed), or "study" (the
+    whole recipe as it trains)."""
+    study = study_augmentation()
+    if op == "study":
+        return TrainTransform(**study, n_classes=n_classes)
+    only = {"crop": dict(crop_pad=study["crop_pad"]), "flip": dict(flip=True), "autoaugment": dict(autoaugment=True),
+            "random_erasing": dict(random_erasing=1.0), "mixup": dict(mixup_alpha=study["mixup_alpha"]),
+            "cutmix": dict(cutmix_alpha=study["cutmix_alpha"])}
+    if op not in only:
+        raise ValueError(f"op={op!r}: choose one of {', '.join([*only, 'study'])}")
+    return TrainTransform(**{"crop_pad": 0, "flip": False, "mix_prob": 1.0, **only[op]}, n_classes=n_classes)
+
+
+SINGLE_OPS = ("crop", "flip", "autoaugment", "random_erasing", "mixup", "cutmix", "study")
+
+__all__ = ["TrainTransform", "AutoAugment", "random_crop", "random_flip", "random_erasing", "mixup", "cutmix",
+           "cutmix_box", "mix_batch", "apply_op", "op_magnitude", "cifar10_policy", "study_augmentation",
+           "AUGMENT_FIELDS", "ABLATION", "single_op", "SINGLE_OPS"]

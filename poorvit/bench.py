@@ -1,12 +1,13 @@
 """Benchmarks (`python -m poorvit bench WHAT`): measured speed, printed with the machine that measured it.
 
-    python -m poorvit bench loader    # images/s: the device-resident loader vs torchvision's PIL DataLoader
+    python -m poorvit bench loader    # images/s of the study's augmentation: device-resident vs a PIL DataLoader
 
 Speed is a claim measured here, never asserted by a unit test. Each benchmark prints its setting, the
 device, and the numbers; run it on an otherwise idle machine.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -22,22 +23,34 @@ def bench(name):
     return register
 
 
-def _rate(make_iter, n_images: int, warmup: int = 1) -> float:
-    """Images per second to exhaust `make_iter()` (after `warmup` untimed passes)."""
-    for _ in range(warmup):
-        for _ in make_iter():
-            pass
+def _timed_pass(batches, device: torch.device) -> float:
+    """Seconds to exhaust an iterable of (x, target) batches (the device finishes its queued work)."""
     t0 = time.perf_counter()
-    for _ in make_iter():
+    for _ in batches:
         pass
-    return n_images / (time.perf_counter() - t0)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+def _load() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "load average unknown"
 
 
 @bench("loader")
 def loader_bench(args) -> dict:
-    """The training augmentation of the chosen scale, as device-resident batches vs a PIL DataLoader."""
-    import torchvision
+    """The study's full training augmentation (crop, flip, AutoAugment CIFAR-10, normalize, random erasing,
+    Mixup/CutMix), as device-resident batches vs torchvision's PIL pipeline in a DataLoader.
+
+    Both run the same ops on the same images, with the same core budget (DataLoader workers = CPU cores;
+    the device path runs in the main process with torch's threads), interleaved `--repeats` times; the
+    best pass of each counts, since other work on the machine only ever slows a pass down.
+    """
     import torchvision.transforms as T
+    from torchvision.transforms import v2
 
     from .augment import TrainTransform
     from .config import get_train_config
@@ -46,18 +59,23 @@ def loader_bench(args) -> dict:
 
     data = load_cifar10()
     n, bs = args.images, 256
-    cfg = get_train_config(args.scale)
+    cfg = get_train_config(args.scale or "paper")
     device = torch.device(args.device) if args.device else default_device()
-    ours = DeviceLoader(data.train_x[:n], data.train_y[:n], bs, True, device, transform=TrainTransform.from_config(cfg))
-
-    def ours_iter():
-        for x, y in ours:
-            yield x.sum().item() if device.type == "cuda" else x
+    transform = TrainTransform.from_config(cfg)
+    ours = DeviceLoader(data.train_x[:n], data.train_y[:n], bs, True, device, transform=transform)
 
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    pil_tf = T.Compose([T.RandomCrop(32, padding=cfg.crop_pad), T.RandomHorizontalFlip(), T.ToTensor(),
-                        T.Normalize(MEAN, STD)])
+    per_image = [T.RandomCrop(32, padding=cfg.crop_pad)] if cfg.crop_pad else []
+    per_image += [T.RandomHorizontalFlip()] if cfg.flip else []
+    per_image += [T.AutoAugment(T.AutoAugmentPolicy.CIFAR10)] if cfg.autoaugment else []
+    per_image += [T.ToTensor(), T.Normalize(MEAN, STD)]
+    per_image += [T.RandomErasing(p=cfg.random_erasing)] if cfg.random_erasing else []
+    pil_tf = T.Compose(per_image)
+    mixers = [cls(alpha=a, num_classes=10) for cls, a in ((v2.MixUp, cfg.mixup_alpha), (v2.CutMix, cfg.cutmix_alpha))
+              if a > 0]
+    mix = v2.RandomApply([v2.RandomChoice(mixers)], p=cfg.mix_prob) if mixers and cfg.mix_prob > 0 else None
     images = data.train_x[:n].permute(0, 2, 3, 1).numpy()
+    labels = data.train_y[:n].tolist()
 
     class PILSet(torch.utils.data.Dataset):
         def __len__(self):
@@ -65,30 +83,181 @@ def loader_bench(args) -> dict:
 
         def __getitem__(self, i):
             from PIL import Image
-            return pil_tf(Image.fromarray(images[i])), int(data.train_y[i])
+            return pil_tf(Image.fromarray(images[i])), labels[i]
 
     dl = torch.utils.data.DataLoader(PILSet(), batch_size=bs, shuffle=True, num_workers=workers, drop_last=True,
                                      persistent_workers=workers > 0)
-    ours_rate = _rate(ours_iter, len(ours) * bs)
-    pil_rate = _rate(lambda: iter(dl), len(dl) * bs)
-    print(f"augmentation: crop(pad {cfg.crop_pad}) + flip + normalize, batch {bs}, {n:,} images of {data.label}")
-    print(f"device-resident loader on {device}: {ours_rate:12,.0f} images/s")
-    print(f"torchvision DataLoader, PIL, {workers} workers: {pil_rate:12,.0f} images/s")
-    print(f"ratio: {ours_rate / pil_rate:.1f}x")
-    return {"device_loader": ours_rate, "pil_dataloader": pil_rate}
 
+    def pil_batches():                       # batch-level mixing runs in the main process, as in timm / the study
+        for x, y in dl:
+            yield mix(x, y) if mix is not None else (x, y)
+
+    print(f"pipeline: {transform}")
+    print(f"{n:,} images of {data.label} per pass, batch {bs}; {_load()} before")
+    best = {"device": math.inf, "pil": math.inf}
+    for r in range(args.repeats + 1):        # pass 0 warms both up (worker start-up, allocator) and is not counted
+        t_ours = _timed_pass(iter(ours), device)
+        t_pil = _timed_pass(pil_batches(), torch.device("cpu"))
+        if r:
+            best["device"], best["pil"] = min(best["device"], t_ours), min(best["pil"], t_pil)
+    rate_ours, rate_pil = len(ours) * bs / best["device"], len(dl) * bs / best["pil"]
+    print(f"device-resident loader on {device} ({torch.get_num_threads()} threads): {rate_ours:10,.0f} images/s")
+    print(f"torchvision PIL pipeline, DataLoader with {workers} workers:  {rate_pil:10,.0f} images/s")
+    print(f"ratio: {rate_ours / rate_pil:.1f}x  (best of {args.repeats} interleaved passes each; {_load()} after)")
+    return {"device_loader": rate_ours, "pil_dataloader": rate_pil, "ratio": rate_ours / rate_pil}
+
+
+
+# ---- chapter 9, profiling: a training step against timm's, the matmul peak, torch.compile -----------------
+
+def timm_vit(cfg):
+    """timm's `VisionTransformer` built to a plain `ViTConfig` (one class token, learned positions, MHA)."""
+    from timm.models.vision_transformer import VisionTransformer
+    if cfg.n_cls != 1 or cfg.kv_heads != cfg.n_head or cfg.q_rank or cfg.kv_rank or cfg.lowrank or cfg.pos_embed != "learned":
+        raise ValueError("timm's VisionTransformer has one class token, learned positions and plain multi-head "
+                         "attention: compare a plain config")
+    return VisionTransformer(img_size=cfg.image_size, patch_size=cfg.patch_size, in_chans=cfg.in_chans,
+                             num_classes=cfg.n_classes, embed_dim=cfg.n_embd, depth=cfg.n_layer, num_heads=cfg.n_head,
+                             mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, class_token=True, global_pool="token",
+                             drop_path_rate=cfg.drop_path)
+
+
+def _step_setup(args, precision: str = "fp32", compile: bool = False):
+    from .config import get_config, get_train_config
+    from .data import load_cifar10
+    from .train import default_device
+    device = torch.device(args.device) if args.device else default_device()
+    cfg = get_config("paper")
+    train_cfg = get_train_config("paper", batch_size=args.batch, precision=precision, compile=compile)
+    data = load_cifar10()
+    return device, cfg, train_cfg, data
+
+
+def _fixed_batch_steps(step, n: int) -> float:
+    """Seconds per step of `n` forward-backward-optimizer steps on one batch (data left out)."""
+    from .profile import synchronize
+    x, y = step.data()
+    synchronize(step.device)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step.backward(step.forward(x, y))
+        step.optimizer()
+    synchronize(step.device)
+    return (time.perf_counter() - t0) / n
+
+
+@bench("step")
+def step_bench(args) -> dict:
+    """Training-step images/s of poorvit's `paper` model vs timm's VisionTransformer built to the same
+    config: same batch, same AdamW, float32, on one batch held on the device (the data is left out).
+
+    The two alternate, `--repeats` passes of `--steps` steps each after one warm-up pass; each model's best
+    pass counts (other work on the machine only ever slows a pass down), the median is printed beside it.
+    """
+    import statistics
+
+    from .profile import TrainingStep, matmul_peak, train_flops
+    from .runs import device_name
+    try:
+        import timm  # noqa: F401
+    except ImportError:
+        print("step: timm is not installed, so there is nothing to compare with; install the benchmark extra: "
+              "pip install -e .[bench]")
+        return {}
+    device, cfg, train_cfg, data = _step_setup(args)
+    torch.manual_seed(0)
+    theirs = timm_vit(cfg)
+    steps = {"poorvit": TrainingStep(cfg, train_cfg, data.train_x, data.train_y, device),
+             "timm": TrainingStep(cfg, train_cfg, data.train_x, data.train_y, device, model=theirs)}
+    params = {k: sum(p.numel() for p in s.model.parameters()) for k, s in steps.items()}
+    print(f"step: paper preset (patch {cfg.patch_size}, {cfg.n_embd} wide, {cfg.n_layer} blocks, {cfg.n_head} heads, "
+          f"MLP ratio {cfg.mlp_ratio:g}, drop_path {cfg.drop_path}), batch {args.batch}, float32, AdamW "
+          f"({'fused' if steps['poorvit'].opt.defaults.get('fused') else 'foreach'}), on {device_name(device)}")
+    print(f"parameters: poorvit {params['poorvit']:,}, timm {params['timm']:,}"
+          f" ({'equal' if params['poorvit'] == params['timm'] else 'NOT EQUAL'}); {_load()} before")
+    times = {k: [] for k in steps}
+    for r in range(args.repeats + 1):
+        for name, step in steps.items():
+            t = _fixed_batch_steps(step, args.steps)
+            if r:
+                times[name].append(t)
+    best = {k: min(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k in steps:
+        print(f"{k:8s} {1e3 * best[k]:9.1f} ms/step  {args.batch / best[k]:8.1f} images/s   "
+              f"(median {1e3 * med[k]:.1f} ms)")
+    ratio, ratio_med = best["timm"] / best["poorvit"], med["timm"] / med["poorvit"]
+    print(f"ratio poorvit/timm images/s: {ratio:.3f} (best of {args.repeats} interleaved passes of {args.steps} steps), "
+          f"{ratio_med:.3f} (medians)")
+    flops = train_flops(cfg, args.batch)
+    peak = matmul_peak(device, torch.float32)
+    achieved = flops / best["poorvit"]
+    print(f"poorvit step: {flops / 1e9:.1f} GFLOP (forward + backward), {achieved / 1e9:.1f} GFLOP/s achieved; "
+          f"a 2048^2 float32 matmul: {peak / 1e9:.1f} GFLOP/s; utilisation {100 * achieved / peak:.0f} %; {_load()} after")
+    return {"poorvit_images_per_s": args.batch / best["poorvit"], "timm_images_per_s": args.batch / best["timm"],
+            "ratio": ratio, "ratio_median": ratio_med, "gflops_per_s": achieved / 1e9, "peak_gflops_per_s": peak / 1e9}
+
+
+@bench("matmul")
+def matmul_bench(args) -> dict:
+    """GFLOP/s of one large square matmul in each precision the device computes natively: the ceiling that
+    model FLOP utilisation is measured against."""
+    from .profile import fast_precisions, matmul_peak
+    from .runs import device_name
+    from .train import default_device
+    device = torch.device(args.device) if args.device else default_device()
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    out = {}
+    for p in fast_precisions(device):
+        out[p] = matmul_peak(device, dtypes[p]) / 1e9
+        n = 8192 if device.type == "cuda" else 2048
+        print(f"matmul {n}x{n} @ {n}x{n}, {p}: {out[p]:10,.1f} GFLOP/s on {device_name(device)} (best of 5)")
+    print(f"matmul: {_load()}")
+    return out
+
+
+@bench("compile")
+def compile_bench(args) -> dict:
+    """ms per training step of the `paper` model, eager vs `torch.compile`, at batch `--batch`, in bfloat16
+    autocast on a GPU that has it and float32 elsewhere; the first compiled step's time includes compiling."""
+    from .profile import TrainingStep, fast_precisions
+    from .runs import device_name
+    from .train import default_device
+    device = torch.device(args.device) if args.device else default_device()
+    precision = "bf16" if device.type == "cuda" and "bf16" in fast_precisions(device) else "fp32"
+    print(f"compile: paper preset, batch {args.batch}, {precision}, on {device_name(device)}; {_load()} before")
+    out = {}
+    for compiled in (False, True):
+        _, cfg, train_cfg, data = _step_setup(args, precision, compiled)
+        step = TrainingStep(cfg, train_cfg, data.train_x, data.train_y, device)
+        t0 = time.perf_counter()
+        _fixed_batch_steps(step, 1)                  # compiles the forward and the backward graphs
+        first = time.perf_counter() - t0
+        best = min(_fixed_batch_steps(step, args.steps) for _ in range(args.repeats))
+        name = "torch.compile" if compiled else "eager"
+        out[name] = 1e3 * best
+        print(f"{name:14s} {1e3 * best:9.1f} ms/step  {args.batch / best:8.1f} images/s   (first step {first:.1f} s)")
+        del step
+    print(f"speed-up from compiling: {out['eager'] / out['torch.compile']:.2f}x; {_load()} after")
+    return out
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure speed: " + ", ".join(BENCHES))
     p.add_argument("what", choices=list(BENCHES) + ["all"])
-    p.add_argument("--scale", default=None, help="take the augmentation recipe of this scale")
+    p.add_argument("--scale", default=None, help="take the augmentation recipe of this scale (default: the study's, paper)")
     p.add_argument("--device", default=None)
     p.add_argument("--images", type=int, default=10240, help="images per timed pass")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPU cores)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved timed passes of each; the best counts")
+    p.add_argument("--threads", type=int, default=None, help="torch threads of the main process (default: torch's)")
+    p.add_argument("--batch", type=int, default=256, help="step, compile: images per training step")
+    p.add_argument("--steps", type=int, default=3, help="step, compile: training steps per timed pass")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cuda: {torch.cuda.is_available()}")
     for name, fn in BENCHES.items():
         if args.what in (name, "all"):

@@ -1,0 +1,170 @@
+"""AutoAugment on a batch, one random sub-policy per sample (Cubuk et al., "AutoAugment: Learning
+Augmentation Strategies from Data", arXiv 1805.09501).
+
+torchvision's `v2.AutoAugment` on a batch tensor applies ONE sub-policy, with one set of coin flips, to the
+whole batch. Here each sample draws its own sub-policy, coins and signs from the loader's generator; then
+every op runs once per slot on the samples that drew it, with per-sample magnitudes (the geometric ops all
+in one grid sample). Each op reproduces `torchvision.transforms.v2.functional` on uint8 images exactly
+(tests/test_augment.py holds them equal image by image). The policy table and the magnitudes are
+torchvision's, read from `v2.AutoAugment` rather than retyped (a test pins the table).
+
+    aa = AutoAugment()                       # the CIFAR-10 policy: 25 sub-policies of two ops
+    x = aa(x_uint8, generator)               # (B, 3, H, W) uint8 -> same, each sample its own sub-policy
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+
+def cifar10_policy() -> list:
+    """AutoAugment's 25 CIFAR-10 sub-policies, each two (op, probability, magnitude bin), from torchvision."""
+    return list(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)._policies)
+
+
+def op_magnitude(op: str, bin: int | None, height: int = 32, width: int = 32) -> tuple[float, bool]:
+    """(magnitude, signed) of `op` at magnitude `bin` of 10, as torchvision's AutoAugment computes it."""
+    fn, signed = v2.AutoAugment._AUGMENTATION_SPACE[op]
+    values = fn(10, height, width)
+    return (0.0 if values is None else float(values[bin])), signed
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """uint8 a * ratio + b * (1 - ratio), clamped and truncated as torchvision's `_blend`, ratio per sample."""
+    r = ratio.view(-1, 1, 1, 1)
+    out = torch.addcmul(a.float() * r.float(), b, (1.0 - r).float())
+    return out.clamp_(0, 255).to(torch.uint8)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = x.unbind(-3)
+    return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3).floor_()
+
+
+def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """torchvision's sharpness: blend with the 3x3 smoothing (weights 1, centre 5, over 13) inside the border.
+    The smoothing is summed in integers (exact), so it rounds as torchvision's float convolution does."""
+    H, W = x.shape[-2:]
+    xi = x.to(torch.int32)
+    total = 4 * xi[..., 1:-1, 1:-1]
+    for dy in range(3):
+        for dx in range(3):
+            total = total + xi[..., dy:dy + H - 2, dx:dx + W - 2]
+    blurred = (total.float() / 13).round_()
+    out = x.float()
+    inner = out[..., 1:-1, 1:-1]
+    inner.addcmul_(blurred - inner, (1.0 - factor.view(-1, 1, 1, 1)).float())
+    return out.clamp_(0, 255).to(torch.uint8)
+
+
+def _affine(x: torch.Tensor, angle, tx, ty, shear_x, shear_y, center) -> torch.Tensor:
+    """Per-sample affine maps (degrees, pixels; `center` -1: the top-left corner, 0: the image centre),
+    nearest neighbour, zero fill: torchvision's `F.affine`, with `_get_inverse_affine_matrix` for all at once."""
+    n, C, H, W = x.shape
+    cx, cy = center * W / 2, center * H / 2
+    rot, sx, sy = (torch.deg2rad(v) for v in (angle, shear_x, shear_y))
+    a = torch.cos(rot - sy) / torch.cos(sy)
+    b = -(a * torch.tan(sx) + torch.sin(rot))
+    c = torch.sin(rot - sy) / torch.cos(sy)
+    d = torch.cos(rot) - c * torch.tan(sx)
+    theta = torch.stack([d, -b, cx - d * (cx + tx) + b * (cy + ty),
+                         -c, a, cy + c * (cx + tx) - a * (cy + ty)], -1).float().view(n, 2, 3, 1, 1)
+    xs = torch.arange(W, device=x.device) - (W - 1) / 2                         # pixel centres about the middle
+    ys = (torch.arange(H, device=x.device) - (H - 1) / 2)[:, None]
+    scale = torch.tensor([0.5 * W, 0.5 * H], device=x.device).view(1, 2, 1, 1)
+    grid = ((theta[:, :, 0] * xs + theta[:, :, 1] * ys + theta[:, :, 2]) / scale).permute(0, 2, 3, 1)  # (n, H, W, 2)
+    out = F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return out.round_().to(torch.uint8)
+
+
+GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
+
+
+def _geometric(kind: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Geometric ops in one grid sample: sample i does GEOMETRIC[kind[i]] with magnitude m[i]."""
+    is_op = {op: kind == k for k, op in enumerate(GEOMETRIC)}
+    zero = torch.zeros_like(m)
+    shear = torch.rad2deg(torch.atan(m))
+    return _affine(x, torch.where(is_op["Rotate"], -torch.remainder(m, 360), zero),
+                   torch.where(is_op["TranslateX"], m.trunc(), zero), torch.where(is_op["TranslateY"], m.trunc(), zero),
+                   torch.where(is_op["ShearX"], shear, zero), torch.where(is_op["ShearY"], shear, zero),
+                   torch.where(is_op["ShearX"] | is_op["ShearY"], -1.0, 0.0).to(m.dtype))
+
+
+def apply_op(op: str, x: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """AutoAugment op `op` on uint8 images (n, 3, H, W), each with its own signed magnitude (n,) float64."""
+    m = magnitude
+    if op in ("Invert", "AutoContrast", "Equalize"):
+        return {"Invert": TF.invert, "AutoContrast": TF.autocontrast, "Equalize": TF.equalize}[op](x)
+    if op == "Brightness":
+        return (x.float() * (1.0 + m).float().view(-1, 1, 1, 1)).clamp_(0, 255).to(torch.uint8)
+    if op == "Color":
+        return _blend(x, _gray(x), 1.0 + m)
+    if op == "Contrast":
+        return _blend(x, _gray(x).mean((-3, -2, -1), keepdim=True), 1.0 + m)
+    if op == "Sharpness":
+        return _sharpness(x, 1.0 + m)
+    if op == "Posterize":
+        bits = m.long().view(-1, 1, 1, 1)
+        return x & (((1 << bits) - 1) << (8 - bits)).to(torch.uint8)
+    if op == "Solarize":
+        return torch.where(x >= (255.0 * m).float().view(-1, 1, 1, 1), 255 - x, x)
+    if op in GEOMETRIC:
+        return _geometric(torch.full_like(m, GEOMETRIC.index(op), dtype=torch.long), x, m)
+    raise ValueError(f"op={op!r} is not an AutoAugment op; choose one of {', '.join(v2.AutoAugment._AUGMENTATION_SPACE)}")
+
+
+class AutoAugment:
+    """AutoAugment (default: the CIFAR-10 policy) on uint8 batches, one random sub-policy per sample."""
+
+    def __init__(self, policy: list | None = None):
+        self.policy = policy if policy is not None else cifar10_policy()
+        self.ops = sorted({op for sub in self.policy for op, _, _ in sub})
+        self._tables = {}
+
+    def table(self, height: int, width: int, device) -> tuple[torch.Tensor, ...]:
+        """Per (sub-policy, slot): op index, probability, magnitude, signed flag (tensors on `device`)."""
+        key = (height, width, str(device))
+        if key not in self._tables:
+            rows = [(self.ops.index(op), p, *op_magnitude(op, b, height, width)) for sub in self.policy for op, p, b in sub]
+            op, p, mag, signed = zip(*rows)
+            shape = (len(self.policy), 2)
+            self._tables[key] = (torch.tensor(op, device=device).view(shape),
+                                 torch.tensor(p, device=device, dtype=torch.float64).view(shape),
+                                 torch.tensor(mag, device=device, dtype=torch.float64).view(shape),
+                                 torch.tensor(signed, device=device).view(shape))
+        return self._tables[key]
+
+    def draw(self, n: int, height: int, width: int, g: torch.Generator | None = None, device="cpu"):
+        """Each sample's sub-policy, and per slot its op index (-1: skipped by its coin) and signed magnitude."""
+        op, p, mag, signed = self.table(height, width, device)
+        sub = torch.randint(0, len(self.policy), (n,), device=device, generator=g)
+        coin = torch.rand(n, 2, device=device, generator=g, dtype=torch.float64)
+        flip_sign = torch.rand(n, 2, device=device, generator=g) <= 0.5
+        ops = torch.where(coin <= p[sub], op[sub], -1)
+        mags = torch.where(signed[sub] & flip_sign, -mag[sub], mag[sub])
+        return sub, ops, mags
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        _, ops, mags = self.draw(len(x), x.shape[-2], x.shape[-1], g, x.device)
+        geometric = torch.tensor([op in GEOMETRIC for op in self.ops], device=x.device)
+        to_kind = torch.tensor([GEOMETRIC.index(op) if op in GEOMETRIC else -1 for op in self.ops], device=x.device)
+        x = x.clone()
+        for slot in range(2):
+            op, m = ops[:, slot], mags[:, slot]
+            group = torch.where(op < 0, -1, torch.where(geometric[op], len(self.ops), op))   # geometric: one group
+            order = torch.argsort(group, stable=True)
+            counts = torch.bincount(group + 1, minlength=len(self.ops) + 2).tolist()
+            start = counts[0]                                  # the samples whose coin skipped this slot
+            for k, n in enumerate(counts[1:]):
+                if n:
+                    idx = order[start:start + n]
+                    x[idx] = (_geometric(to_kind[op[idx]], x[idx], m[idx]) if k == len(self.ops)
+                              else apply_op(self.ops[k], x[idx], m[idx]))
+                    start += n
+        return x
+
+
+__all__ = ["AutoAugment", "apply_op", "op_magnitude", "cifar10_policy", "GEOMETRIC"]
