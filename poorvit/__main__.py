@@ -17,6 +17,8 @@ import sys
 COMMANDS = {
     "train": "poorvit.cli_train",
     "bench": "poorvit.bench",
+    "sweep": "poorvit.sweep",
+    "report": "poorvit.report",
 }
 
 

@@ -32,3 +32,14 @@ STEP_TIME_MS = {"total": 120.7, "forward": 25.2, "backward": 79.3, "optimizer": 
 # where the study starts from: a plain tiny ViT on CIFAR-10 versus CNN speed-runs (percent)
 PLAIN_TINY_VIT = 80.0       # "a Tiny ViT achieves only 80% accuracy on CIFAR-10" (the study's introduction)
 CNN_SPEEDRUN = 94.0         # airbench reaches 94 % in seconds on one GPU (Jordan, arXiv 2404.00498)
+
+# The study's findings in its own words, quoted from its abstract: the wording to quote where a row has
+# no number in `ACCURACY` (the multi-class-token rows, the GQA/MQA rows), with the citation beside it.
+FINDINGS = {
+    "lowrank_q": ("low-rank compression of queries in Multi-Head Latent Attention (MLA) incurs minimal "
+                  "performance loss, indicating redundancy in ViTs"),
+    "multi_cls": "introducing multiple CLS tokens improves global representation capacity, boosting accuracy",
+}
+# Rows the course sweeps that have no number here: "sincos" (2-D sin-cos positions), "gqa", "mqa",
+# "cls2", "cls4", "cls8". Add a number only with the table of the paper it comes from.
+URL = "https://arxiv.org/abs/2501.06220"
