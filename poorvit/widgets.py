@@ -17,3 +17,54 @@ def explorer(draw, **controls) -> W.Widget:
 
 
 __all__ = ["explorer"]
+
+
+# ---- chapters 1-2: patch size and cost; where each token attends --------------------------------------
+
+def patch_explorer(images, names, n_embd: int, n_cls: int = 1) -> W.Widget:
+    """Chapter 1: pick an image and a patch size; see the patch grid, the token count and the attention
+    cost of every patch size (`viz.patch_view`)."""
+    import matplotlib.pyplot as plt
+
+    from . import viz
+    H = images.shape[-1]
+    sizes = [p for p in range(1, H) if H % p == 0]
+
+    def draw(image, patch_size):
+        viz.patch_view(images[image], patch_size, n_embd, n_cls, sizes=sizes)
+        plt.show()
+
+    return explorer(draw, image=W.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=0),
+                    patch_size=W.SelectionSlider(options=sizes, value=4 if 4 in sizes else sizes[0],
+                                                 description="patch size"))
+
+
+def attention_explorer(images, maps, n_cls: int = 1) -> W.Widget:
+    """Chapter 2: pick an image, a block, a head (or their mean) and a query token (0 is the class token);
+    see where that token attends. `maps`: (n_layer, B, n_head, T, T) from `ViT.attention_maps`."""
+    import matplotlib.pyplot as plt
+
+    from . import viz
+    L, B, H, T, _ = maps.shape
+    g = int(round((T - n_cls) ** 0.5))
+    p = images.shape[-1] // g
+
+    def draw(image, block, head, query):
+        m = maps[block, image]
+        a = m.mean(0) if head == "mean" else m[head]
+        ax = viz.attention_on_image(images[image], a[query, n_cls:], title=(
+            f"block {block}, {'mean of heads' if head == 'mean' else f'head {head}'}, query "
+            + ("class token" if query < n_cls else f"patch {query - n_cls}")))
+        if query >= n_cls:           # outline the query patch
+            r, c = divmod(query - n_cls, g)
+            ax.add_patch(plt.Rectangle((c * p - 0.5, r * p - 0.5), p, p, fill=False, ec="cyan", lw=1.5))
+        ax.figure.set_size_inches(3.6, 3.6)
+        plt.show()
+
+    return explorer(draw, image=W.IntSlider(value=0, min=0, max=B - 1),
+                    block=W.IntSlider(value=L - 1, min=0, max=L - 1),
+                    head=W.Dropdown(options=["mean", *range(H)], value="mean"),
+                    query=W.IntSlider(value=0, min=0, max=T - 1))
+
+
+__all__ += ["patch_explorer", "attention_explorer"]
