@@ -269,3 +269,61 @@ def _check_confident_mistakes(fn) -> str:
         if got.tolist() != want.tolist():
             raise ExerciseError(f"expected indices {want.tolist()}, got {got.tolist()}")
     return "your mistakes are the ones poorvit.predict.confident_mistakes finds, in the same order"
+
+
+# ---- chapter 9, profiling a training step ("profiling/...") ---------------------------------------------
+
+@exercise("profiling/block-flops", hint="per token: q, k, v and the output projection cost 2*C*C each, the MLP "
+                                        "2*C*hidden twice; per pair of tokens, q kᵀ and weights @ v cost 2*C each. "
+                                        "Multiply by T (or T*T) tokens.")
+def _check_block_flops(fn) -> str:
+    """fn(n_tokens, n_embd, mlp_hidden) -> forward FLOPs of one pre-norm transformer block on one image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .attention import explicit_attention
+    from .config import get_config
+    from .model import Block
+
+    for T, C, H, hidden in ((65, 192, 12, 384), (17, 64, 4, 128), (257, 32, 2, 128), (5, 48, 3, 48)):
+        cfg = get_config("micro", n_embd=C, n_head=H, mlp_ratio=hidden / C)
+        with explicit_attention(), FlopCounterMode(display=False) as counter:
+            Block(cfg)(torch.zeros(1, T, C))
+        want, got = counter.get_total_flops(), int(fn(T, C, hidden))
+        if got != want:
+            raise ExerciseError(f"n_tokens={T}, n_embd={C}, mlp_hidden={hidden}: flop_counter counts {want:,} "
+                                f"FLOPs, your formula gives {got:,}")
+    return "your formula equals torch's flop_counter on a real Block, for four shapes"
+
+
+@exercise("profiling/mfu", hint="FLOPs of the step = flops_per_image * batch_size; achieved FLOP/s = that / "
+                                "(step_ms / 1000); utilisation = achieved / peak.")
+def _check_mfu(fn) -> str:
+    """fn(flops_per_image, batch_size, step_ms, peak_flops) -> model FLOP utilisation in 0..1."""
+    from .profile import mfu
+
+    for f, b, ms, peak in ((1.1e9, 256, 120.7, 1e15), (3.3e8, 32, 400.0, 2e11), (5e7, 1, 2.0, 1e11)):
+        want, got = mfu(f * b, ms / 1e3, peak), float(fn(f, b, ms, peak))
+        if abs(got - want) > 1e-9 + 1e-6 * want:
+            hint = " (a factor of 1000: step_ms is in milliseconds)" if abs(got / want - 1000) < 1 or \
+                abs(want / got - 1000) < 1 else ""
+            raise ExerciseError(f"flops_per_image={f:.3g}, batch_size={b}, step_ms={ms}, peak={peak:.3g}: expected "
+                                f"{want:.4g}, got {got:.4g}{hint}")
+    return "your utilisation matches poorvit.profile.mfu"
+
+
+@exercise("profiling/amdahl", hint="only the chosen phase shrinks: new step = total - parts[phase] + "
+                                   "parts[phase] / factor; the speed-up is total / new step.")
+def _check_amdahl(fn) -> str:
+    """fn(parts_ms: dict, phase, factor) -> speed-up of the whole step when one phase becomes `factor` times faster."""
+    from .profile import study_breakdown
+
+    cases = [(study_breakdown(), "backward", 2.0), (study_breakdown(), "forward", 1e6),
+             ({"data": 1.0, "forward": 3.0, "backward": 6.0, "optimizer": 2.0}, "optimizer", 4.0)]
+    for parts, phase, factor in cases:
+        total = sum(parts.values())
+        want = total / (total - parts[phase] + parts[phase] / factor)
+        got = float(fn(dict(parts), phase, factor))
+        if abs(got - want) > 1e-6 * want:
+            raise ExerciseError(f"parts={ {k: round(v, 1) for k, v in parts.items()} }, {phase} {factor:g}x faster: "
+                                f"expected a speed-up of {want:.4f}, got {got:.4f}")
+    return "right: a phase that takes a fraction f of the step caps the speed-up at 1 / (1 - f)"

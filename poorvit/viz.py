@@ -387,3 +387,62 @@ def cost_curve(rows: list[dict], ax=None):
 
 __all__ += ["patch_view", "patch_sizes", "position_similarity", "similarity_canvas", "similarity_maps",
             "attention_grid", "attention_compare", "softmax_stats", "softmax_saturation", "cost_curve"]
+
+
+# ---- chapter 9, profiling a training step ----------------------------------------------------------------
+
+PHASE_COLORS = {"data": "#9e9e9e", "forward": "#4c72b0", "backward": "#dd8452", "optimizer": "#55a868"}
+
+
+def phase_bars(rows: dict, ax=None, shares: bool = False, unit: str = "ms per step", title: str | None = None):
+    """One horizontal stacked bar per row of {label: {phase: time}} (phases data, forward, backward,
+    optimizer), first row on top; `shares` draws each bar as percent of its own total. Totals are written
+    at the end of each bar."""
+    labels = list(rows)
+    ax = ax or plt.subplots(figsize=(7.5, 0.55 * len(labels) + 1.2))[1]
+    y = np.arange(len(labels))[::-1]
+    totals = [sum(rows[k].values()) for k in labels]
+    left = np.zeros(len(labels))
+    for phase, color in PHASE_COLORS.items():
+        vals = np.array([rows[k].get(phase, 0.0) for k in labels], dtype=float)
+        vals = 100 * vals / np.array(totals) if shares else vals
+        ax.barh(y, vals, left=left, color=color, label=phase, height=0.6)
+        for yi, l, v in zip(y, left, vals):
+            if v > (8 if shares else 0.08 * max(totals)):
+                ax.text(l + v / 2, yi, f"{v:.0f}%" if shares else f"{v:.3g}", ha="center", va="center", fontsize=7,
+                        color="white")
+        left += vals
+    if not shares:
+        for yi, tot in zip(y, totals):
+            ax.text(tot, yi, f" {tot:.3g}", va="center", fontsize=7)
+        ax.set_xlim(0, 1.12 * max(totals))
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("share of the step (%)" if shares else unit)
+    ax.legend(ncol=4, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9, pad=22)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def speedup_bars(rows: list[dict], ax=None, title: str | None = None):
+    """Images/s of each setting relative to the first (the baseline): rows with "setting" and "images/s"."""
+    base = rows[0]["images/s"]
+    labels = [r["setting"] for r in rows]
+    vals = np.array([r["images/s"] / base for r in rows])
+    ax = ax or plt.subplots(figsize=(6.5, 0.4 * len(rows) + 1.0))[1]
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, vals, color=["#4c72b0" if v >= 1 else "#c44e52" for v in vals], height=0.6)
+    for yi, v in zip(y, vals):
+        ax.text(v, yi, f" {v:.2f}x", va="center", fontsize=7)
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("training throughput relative to the baseline (images/s ratio)")
+    ax.set_xlim(0, 1.15 * vals.max())
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+__all__ += ["PHASE_COLORS", "phase_bars", "speedup_bars"]

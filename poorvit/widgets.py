@@ -68,3 +68,30 @@ def attention_explorer(images, maps, n_cls: int = 1) -> W.Widget:
 
 
 __all__ += ["patch_explorer", "attention_explorer"]
+
+
+# ---- chapter 9, profiling a training step ----------------------------------------------------------------
+
+def lever_explorer(times: list, per_image: bool = True) -> W.Widget:
+    """Pick a measured setting (a `profile.StepTimes` from `profile.measure_levers`): its phases next to the
+    baseline's (the first), drawn with `viz.phase_bars`, per image so that batch sizes compare."""
+    import matplotlib.pyplot as plt
+
+    from .viz import phase_bars
+
+    def parts(t):
+        return {k: v / t.batch_size for k, v in t.parts_ms.items()} if per_image else t.parts_ms
+
+    def draw(setting, shares):
+        chosen = times[setting]
+        phase_bars({times[0].label: parts(times[0]), chosen.label: parts(chosen)}, shares=shares,
+                   unit="ms per image" if per_image else "ms per step",
+                   title=f"{chosen.label}: {chosen.images_per_s / times[0].images_per_s:.2f}x the baseline's images/s")
+        plt.show()
+
+    return explorer(draw, setting=W.Dropdown(options=[(t.label, i) for i, t in enumerate(times)],
+                                             value=min(1, len(times) - 1), description="setting"),
+                    shares=W.Checkbox(value=False, description="as % of the step"))
+
+
+__all__ += ["lever_explorer"]
