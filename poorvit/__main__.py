@@ -19,6 +19,8 @@ COMMANDS = {
     "bench": "poorvit.bench",
     "sweep": "poorvit.sweep",
     "report": "poorvit.report",
+    "student": "poorvit.classroom",
+    "grade": "poorvit.classroom",
 }
 
 

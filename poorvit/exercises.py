@@ -29,11 +29,46 @@ def exercise(name: str, hint: str = ""):
     return register
 
 
+# ---- classroom: placeholders of the student notebooks (see poorvit.classroom) ----------------------------
+
+class Todo:
+    """The placeholder a student notebook holds where the reader still has to write a value: using it
+    (attribute, call, iteration, arithmetic...) raises NotImplementedError naming the exercise, and `check`
+    answers "not attempted yet" instead of grading it."""
+    __slots__ = ("exercise",)
+
+    def __init__(self, exercise: str):
+        self.exercise = exercise
+
+    def __repr__(self) -> str:
+        return f"todo({self.exercise!r})"
+
+    def _missing(self, *args, **kwargs):
+        raise NotImplementedError(f"{self.exercise}: not written yet (replace todo({self.exercise!r}) with your answer)")
+
+    def __getattr__(self, attr):
+        if attr.startswith("_"):           # Python's and IPython's protocol probes (__len__, _repr_html_) stay quiet
+            raise AttributeError(attr)
+        self._missing()
+
+    __call__ = __iter__ = __len__ = __bool__ = __getitem__ = __contains__ = _missing
+    __int__ = __float__ = __index__ = __neg__ = __abs__ = _missing
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _missing
+    __matmul__ = __rmatmul__ = __pow__ = __lt__ = __le__ = __gt__ = __ge__ = _missing
+
+
+def todo(exercise: str) -> Todo:
+    """A value still to be written in exercise `exercise`: `my_row = todo("together/row")`."""
+    return Todo(exercise)
+
+
 def check(name: str, answer: Any) -> str:
     """Grade `answer` for exercise `name`; prints and returns the verdict, raises ExerciseError if wrong."""
     if name not in CHECKS:
         raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(CHECKS))}")
     entry = CHECKS[name]
+    if isinstance(answer, Todo):       # a student notebook's placeholder value, not replaced yet
+        raise ExerciseError(f"✗ {name}: not attempted yet (replace `todo({answer.exercise!r})` with your answer)")
     try:
         msg = entry["check"](answer)
     except ExerciseError as err:
@@ -61,7 +96,7 @@ def expect_close(got: torch.Tensor, want: torch.Tensor, what: str, atol: float =
                             f"{tuple(int(i) for i in torch.nonzero(diff == diff.max())[0])})")
 
 
-__all__ = ["exercise", "check", "expect_close", "ExerciseError", "CHECKS"]
+__all__ = ["exercise", "check", "expect_close", "ExerciseError", "CHECKS", "Todo", "todo"]
 
 
 # ---- chapter 10, putting it together ("together/...") -----------------------------------------------
