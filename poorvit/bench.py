@@ -241,6 +241,43 @@ def compile_bench(args) -> dict:
     print(f"speed-up from compiling: {out['eager'] / out['torch.compile']:.2f}x; {_load()} after")
     return out
 
+# ---- the CPU recipe: test accuracy after a wall-clock budget on this machine's cores ---------------------
+
+@bench("cpu-recipe")
+def cpu_recipe_bench(args) -> dict:
+    """The CPU recipe (`python -m poorvit train --preset cpu`) from scratch, once per seed in `--seeds`, on its
+    wall-clock budget (`--minutes`, default the recipe's 10): the full-test accuracy and the wall time of each
+    run (model build, training, evaluation), then their mean and standard deviation. Not part of `all`."""
+    import statistics
+    import tempfile
+
+    from .config import get_config, get_train_config
+    from .data import load_cifar10
+    from .runs import device_name
+    from .train import train
+    if args.what == "all":
+        print("cpu-recipe: skipped by `all` (minutes per seed); run `python -m poorvit bench cpu-recipe`")
+        return {}
+    device = torch.device(args.device or "cpu")
+    over = {} if args.minutes is None else {"minutes": args.minutes}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data = load_cifar10()
+    accs, secs = [], []
+    for seed in seeds:
+        model_cfg, train_cfg = get_config("cpu"), get_train_config("cpu", seed=seed, **over)
+        print(f"cpu-recipe: seed {seed}, {train_cfg.minutes:g} minutes on {device_name(device)}; {_load()} before")
+        with tempfile.TemporaryDirectory() as out:
+            run_ = train(model_cfg, train_cfg, data, out=out, cache=False, device=device)
+        accs.append(run_.final_acc)
+        secs.append(run_.record["seconds"])
+        print(f"cpu-recipe: seed {seed}: test acc {100 * run_.final_acc:.2f} %  wall {run_.record['seconds']:.0f} s  "
+              f"({run_.record['steps']} steps, {run_.record['epochs_run']} epochs); {_load()} after")
+    sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+    print(f"cpu-recipe: {len(seeds)} seed(s): test acc {100 * statistics.mean(accs):.2f} ± {100 * sd:.2f} % "
+          f"(mean ± std), wall {max(secs):.0f} s at most, {data.label}")
+    return {"acc": accs, "seconds": secs, "mean": statistics.mean(accs), "std": sd}
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure speed: " + ", ".join(BENCHES))
     p.add_argument("what", choices=list(BENCHES) + ["all"])
@@ -252,6 +289,8 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads of the main process (default: torch's)")
     p.add_argument("--batch", type=int, default=256, help="step, compile: images per training step")
     p.add_argument("--steps", type=int, default=3, help="step, compile: training steps per timed pass")
+    p.add_argument("--minutes", type=float, default=None, help="cpu-recipe: the wall-clock budget (default: the recipe's)")
+    p.add_argument("--seeds", default="0", help="cpu-recipe: comma-separated seeds, one run each (e.g. 0,1,2)")
     p.set_defaults(func=run)
 
 

@@ -1,6 +1,7 @@
 """`python -m poorvit train`: one run from a model preset, a scale and overrides, with its record.
 
     python -m poorvit train --preset paper --scale demo --set n_kv_head=4 --set lr=5e-4 --out runs/
+    python -m poorvit train --preset cpu --minutes 10      # the CPU recipe: model and training, 10 minutes in all
     torchrun --nproc_per_node 4 -m poorvit train --preset paper --scale paper --out runs/
 
 `--set FIELD=VALUE` applies to whichever config has FIELD (model: ViTConfig, recipe: TrainConfig). The run
@@ -10,9 +11,11 @@ an interrupted one from its last checkpoint (`--fresh` starts over).
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
-from .config import PRESETS, SCALES, TrainConfig, ViTConfig, get_config, get_train_config, parse_overrides
+from .config import (PRESET_SCALES, PRESETS, SCALES, TrainConfig, ViTConfig, get_config, get_train_config,
+                     parse_overrides)
 
 
 def add_parser(sub) -> None:
@@ -20,10 +23,12 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="paper", choices=list(PRESETS), help="model preset (default: paper)")
     p.add_argument("--scale", default=None, choices=list(SCALES),
-                   help="training recipe: smoke, demo or paper (default: POORVIT_SCALE, else demo with CUDA, else smoke)")
+                   help="training recipe: " + ", ".join(SCALES) + " (default: the preset's own recipe where it has one, "
+                        "as cpu does; else POORVIT_SCALE, else demo with CUDA, else smoke)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a model or training field, e.g. n_kv_head=4, lr=5e-4 (repeatable)")
-    p.add_argument("--minutes", type=float, default=None, help="train on a wall-clock budget of this many minutes")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="a wall-clock budget of this many minutes for the whole run, final evaluation included")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's, 0)")
     p.add_argument("--out", default=None, help="folder for run folders (default: POORVIT_RUNS or ~/.cache/poorvit/runs)")
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default: POORVIT_DATA or ~/.cache/poorvit)")
@@ -41,7 +46,8 @@ def configs(args) -> tuple[ViTConfig, TrainConfig]:
         train_over["minutes"] = args.minutes
     if args.seed is not None:
         train_over["seed"] = args.seed
-    return get_config(args.preset, **model_over), get_train_config(args.scale, **train_over)
+    scale = args.scale or PRESET_SCALES.get(args.preset)
+    return get_config(args.preset, **model_over), get_train_config(scale, **train_over)
 
 
 def run(args) -> int:
@@ -49,6 +55,7 @@ def run(args) -> int:
     from .runs import run_key, runs_root
     from .train import train
 
+    start = time.perf_counter()
     model_cfg, train_cfg = configs(args)
     data = load_cifar10(args.data)
     root = Path(args.out) if args.out else runs_root()
@@ -58,5 +65,6 @@ def run(args) -> int:
     print(f"{args.preset} ({model_cfg.attention_kind}) at scale {train_cfg.scale} -> {folder}")
     run_ = train(model_cfg, train_cfg, data, out=folder, resume=not args.fresh, cache=not args.fresh,
                  device=args.device, progress="bar" if args.bar else "line")
-    print(f"record: {folder / 'record.json'}  final test acc {run_.final_acc:.4f}")
+    print(f"record: {folder / 'record.json'}  final test acc {run_.final_acc:.4f}  "
+          f"wall time {time.perf_counter() - start:.0f}s (data, model, training, evaluation)")
     return 0

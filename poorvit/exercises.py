@@ -362,3 +362,117 @@ def _check_amdahl(fn) -> str:
             raise ExerciseError(f"parts={ {k: round(v, 1) for k, v in parts.items()} }, {phase} {factor:g}x faster: "
                                 f"expected a speed-up of {want:.4f}, got {got:.4f}")
     return "right: a phase that takes a fraction f of the step caps the speed-up at 1 / (1 - f)"
+
+
+# ---- chapter 4, augmentation ("augmentation/...") -------------------------------------------------------
+
+def _soft_targets(B: int = 8, K: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, 3, 16, 16, generator=g)
+    y = torch.randint(0, K, (B,), generator=g)
+    return x, torch.nn.functional.one_hot(y, K).float(), g
+
+
+@exercise("augmentation/mixup", hint="pair each sample with the reversed batch, x.flip(0): "
+                                     "lam * x + (1 - lam) * x.flip(0), and the same for the targets.")
+def _check_mixup(fn) -> str:
+    """fn(x, target, lam) -> (mixed images, mixed soft targets), partner = the reversed batch."""
+    from .augment import mixup
+
+    for seed, lam in ((0, 0.3), (1, 0.81), (2, 0.5)):
+        x, t, _ = _soft_targets(seed=seed)
+        want_x, want_t = mixup(x, t, lam)
+        got = fn(x.clone(), t.clone(), lam)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise ExerciseError("return a pair: (mixed images, mixed targets)")
+        expect_close(got[0], want_x, f"mixed images for lam={lam}")
+        expect_close(got[1], want_t, f"mixed targets for lam={lam}")
+    return "Mixup blends images and labels by the same lambda"
+
+
+@exercise("augmentation/cutmix-target", hint="the pasted box covers (bottom - top) * (right - left) of the H * W "
+                                             "pixels; that share of the label goes to the partner, target.flip(0).")
+def _check_cutmix_target(fn) -> str:
+    """fn(target, box, height, width) -> soft targets after pasting `box` from the reversed batch."""
+    import numpy as np
+
+    from .augment import cutmix, cutmix_box
+
+    rng = np.random.default_rng(0)
+    for lam in (0.2, 0.5, 0.9, 0.999):
+        x, t, _ = _soft_targets(seed=int(lam * 10))
+        box = cutmix_box(16, 16, lam, rng)
+        _, want = cutmix(x, t, box)
+        got = fn(t.clone(), box, 16, 16)
+        expect_close(torch.as_tensor(got), want, f"targets for box (top, bottom, left, right) = {box} on 16 x 16 images")
+    return "the labels mix by the area actually pasted (boxes clipped at the border paste less)"
+
+
+@exercise("augmentation/smoothing", hint="CrossEntropyLoss(label_smoothing=eps) trains towards "
+                                         "(1 - eps) * target + eps / n_classes.")
+def _check_smoothing(fn) -> str:
+    """fn(target, eps) -> the soft targets that label smoothing trains towards, for (B, K) soft targets."""
+    from .augment import mixup
+
+    for seed, eps in ((0, 0.1), (1, 0.3)):
+        x, t, g = _soft_targets(seed=seed)
+        _, t = mixup(x, t, 0.7)
+        logits = torch.randn(t.shape, generator=g)
+        got = torch.as_tensor(fn(t.clone(), eps))
+        expect_close(got, (1 - eps) * t + eps / t.shape[1], f"smoothed targets for eps={eps}")
+        loss = -(got * logits.log_softmax(-1)).sum(-1).mean()
+        want = torch.nn.CrossEntropyLoss(label_smoothing=eps)(logits, t)
+        expect_close(loss, want, "cross-entropy on your targets vs CrossEntropyLoss(label_smoothing)")
+    return "smoothing a mixed target is one line, and equals CrossEntropyLoss(label_smoothing=eps)"
+
+
+# ---- chapter 5, optimizers ("optimizers/...") ------------------------------------------------------------
+
+@exercise("optimizers/adamw-step", hint="m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; "
+                                        "p = p (1 - lr wd) - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).")
+def _check_adamw_step(fn) -> str:
+    """fn(p, grad, m, v, t, lr, beta1, beta2, eps, weight_decay) -> (p, m, v) after AdamW step t (from 1)."""
+    g = torch.Generator().manual_seed(0)
+    p0 = torch.randn(50, generator=g, dtype=torch.float64)
+    hp = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+    ref = p0.clone().requires_grad_()
+    opt = torch.optim.AdamW([ref], **hp)
+    p, m, v = p0.clone(), torch.zeros_like(p0), torch.zeros_like(p0)
+    for t in range(1, 6):
+        grad = torch.randn(50, generator=g, dtype=torch.float64)
+        ref.grad = grad.clone()
+        opt.step()
+        p, m, v = fn(p, grad.clone(), m, v, t, hp["lr"], *hp["betas"], hp["eps"], hp["weight_decay"])
+        expect_close(torch.as_tensor(p), ref.detach(), f"parameters after step {t} (vs torch.optim.AdamW)",
+                     atol=1e-10, rtol=1e-8)
+    return "your AdamW matches torch.optim.AdamW step for step"
+
+
+@exercise("optimizers/warmup-cosine", hint="below `warmup` the rate is lr * progress / warmup; after it, with "
+                                           "t = (progress - warmup) / (1 - warmup): min_lr + (lr - min_lr) (1 + cos(pi t)) / 2.")
+def _check_warmup_cosine(fn) -> str:
+    """fn(progress, lr, min_lr, warmup) -> the learning rate at `progress` in [0, 1] of training."""
+    from .optim import lr_at
+
+    for lr, min_lr, warmup in ((1e-3, 1e-6, 0.1), (2e-3, 0.0, 0.25)):
+        for progress in (0.0, 0.05, warmup, 0.3, 0.5, 0.77, 1.0):
+            want, got = lr_at(progress, lr, min_lr, warmup), float(fn(progress, lr, min_lr, warmup))
+            if abs(got - want) > 1e-9 + 1e-6 * want:
+                raise ExerciseError(f"lr={lr:g}, min_lr={min_lr:g}, warmup={warmup:g}: at progress {progress:g} "
+                                    f"expected {want:.6g}, got {got:.6g}")
+    return "linear warmup, then a half cosine down to min_lr"
+
+
+@exercise("optimizers/lion-recipe", hint="divide the learning rate by k and multiply the weight decay by k: "
+                                         "the decay per step, lr * weight_decay, stays the same.")
+def _check_lion_recipe(fn) -> str:
+    """fn(adamw_lr, adamw_wd, k) -> (lion_lr, lion_wd) by the Lion paper's rule of thumb."""
+    for lr, wd, k in ((1e-3, 0.05, 10), (3e-4, 0.1, 3)):
+        got = fn(lr, wd, k)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise ExerciseError("return a pair: (lion_lr, lion_wd)")
+        l_lr, l_wd = float(got[0]), float(got[1])
+        if abs(l_lr - lr / k) > 1e-12 or abs(l_wd - wd * k) > 1e-9:
+            raise ExerciseError(f"AdamW lr={lr:g}, wd={wd:g}, k={k}: expected Lion lr={lr / k:g}, wd={wd * k:g}; "
+                                f"got lr={l_lr:g}, wd={l_wd:g}")
+    return "k times smaller steps, k times stronger decay: lr * weight_decay unchanged"

@@ -7,10 +7,14 @@ What it does, in order: seeds; builds the model (whitening init if asked); keeps
 (`DeviceLoader`); per step sets the warmup-cosine learning rate, runs forward under autocast (bfloat16
 on GPUs that have it, float16 with a gradient scaler on the others, float32 on the CPU unless asked),
 label-smoothed cross-entropy, backward, optional gradient clipping, the optimizer step. Per epoch:
-evaluation, one line of progress, an atomic checkpoint. A NaN or inf loss stops the run naming the
-step and leaves the last good checkpoint in place. An interrupted run continues from its checkpoint
-(`resume=True`, the default) to the same final weights as an uninterrupted one. A run whose folder
-already holds a complete record is loaded, not retrained (`cache=True`).
+evaluation, one line of progress, an atomic checkpoint. With a time budget (`minutes > 0`) the whole
+run fits in it: warmup and decay follow the clock, and training stops early enough to leave room for
+the evaluations so far and the final one on the full test set (timed on 500 test images at the start;
+training keeps at least half the budget, so a budget too short for its evaluations still trains).
+A NaN or inf loss stops the run naming the step and leaves the last good checkpoint in place. An
+interrupted run continues from its checkpoint (`resume=True`, the default) to the same final weights as
+an uninterrupted one. A run whose folder already holds a complete record is loaded, not retrained
+(`cache=True`).
 
 Under `torchrun --nproc_per_node K -m poorvit train ...` each process takes 1/K of every batch
 (DistributedDataParallel: NCCL on GPUs, gloo on CPUs); metrics are summed over processes and only rank 0
@@ -114,6 +118,15 @@ def print_epoch(row: dict) -> None:
           f"lr {row['lr']:.2e}  {row['seconds']:6.1f}s  {row['images_per_s']:,.0f} img/s", flush=True)
 
 
+def _final_eval_seconds(net: nn.Module, data: CIFAR10, dtype, device, rank: int, world: int) -> float:
+    """The time the final full-test evaluation will take, timed on 500 test images and scaled up (with a
+    10 % margin): a timed run stops training early enough to evaluate within its budget."""
+    probe = DeviceLoader(data.test_x[:500], data.test_y[:500], 500, False, device, rank=rank, world=world)
+    t = time.perf_counter()
+    evaluate(net, probe, dtype)
+    return 1.1 * (time.perf_counter() - t) * len(data.test_y) / 500
+
+
 def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = None,
           callbacks: Iterable[Callable[[dict], None]] = (), *, out: str | os.PathLike | None = None,
           resume: bool = True, cache: bool = True, device: str | torch.device | None = None,
@@ -142,6 +155,7 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     if rank == 0:
         path.mkdir(parents=True, exist_ok=True)
 
+    wall0 = time.perf_counter()                  # a time budget covers the whole run: build, train, evaluate
     model = build_model(model_cfg, train_cfg, data, device)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if train_cfg.compile:
@@ -160,6 +174,7 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     n_epochs = math.ceil(train_cfg.epochs)
     budget = train_cfg.minutes * 60
     warmup = train_cfg.warmup_epochs / train_cfg.epochs
+    final_eval = _final_eval_seconds(net, data, dtype, device, rank, world) if budget else 0.0
 
     history, start_epoch, step, elapsed = [], 0, 0, 0.0
     ckpt_path = path / "checkpoint.pt"
@@ -181,7 +196,6 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
         from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, initial=step, unit="step")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    wall0 = time.perf_counter()
     done = budget > 0 and elapsed >= budget
     epoch = start_epoch
     for epoch in range(start_epoch, n_epochs):
@@ -196,7 +210,13 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
         first_bad = torch.full((), -1, device=device, dtype=torch.long)
         seen = 0
         for x, y in train_loader:
-            progress_now = (elapsed + time.perf_counter() - t0) / budget if budget else step / total_steps
+            if budget:     # progress on the clock: training time / what the budget leaves for training
+                now = time.perf_counter()
+                trained = elapsed + now - t0
+                outside = max(now - wall0 - trained, 0.0)            # build, evaluations, checkpoints
+                progress_now = trained / max(budget - outside - final_eval, budget / 2)   # training keeps >= half
+            else:
+                progress_now = step / total_steps
             if step >= total_steps or progress_now >= 1:
                 done = True
                 break

@@ -95,3 +95,43 @@ def lever_explorer(times: list, per_image: bool = True) -> W.Widget:
 
 
 __all__ += ["lever_explorer"]
+
+
+# ---- chapters 4 and 5, augmentation and optimizers --------------------------------------------------------
+
+def augmentation_explorer(images, labels, classes, n: int = 16) -> W.Widget:
+    """Pick an image, an op of the study's pipeline and a seed: `n` random draws of that op on that image
+    (`viz.augment_views`). images uint8 (B, 3, H, W); Mixup/CutMix partners are the other images."""
+    import matplotlib.pyplot as plt
+
+    from .augment import SINGLE_OPS
+    from .viz import augment_views
+
+    def draw(image, op, seed):
+        augment_views(images[image], int(labels[image]), op, images, labels, classes, n=n, seed=seed)
+        plt.show()
+
+    return explorer(draw, image=W.IntSlider(value=0, min=0, max=len(images) - 1, description="image"),
+                    op=W.Dropdown(options=list(SINGLE_OPS), value="autoaugment", description="op"),
+                    seed=W.IntSlider(value=0, min=0, max=20, description="seed"))
+
+
+def optimizer_explorer() -> W.Widget:
+    """Learning rates of AdamW and Lion (log sliders), steps and gradient noise: their paths on a valley
+    (`viz.optimizer_paths`)."""
+    import matplotlib.pyplot as plt
+
+    from .viz import optimizer_paths
+
+    def draw(lr_adamw, lr_lion, steps, noise):
+        optimizer_paths(lr_adamw, lr_lion, steps, noise)
+        plt.show()
+
+    log = dict(base=10, min=-3, max=0, step=0.125, readout_format=".3f")
+    return explorer(draw, lr_adamw=W.FloatLogSlider(value=0.1, description="AdamW lr", **log),
+                    lr_lion=W.FloatLogSlider(value=0.1, description="Lion lr", **log),
+                    steps=W.IntSlider(value=60, min=5, max=200, step=5, description="steps"),
+                    noise=W.FloatSlider(value=0.0, min=0.0, max=5.0, step=0.25, description="grad noise"))
+
+
+__all__ += ["augmentation_explorer", "optimizer_explorer"]

@@ -1,0 +1,71 @@
+"""The CPU recipe: its preset builds, `--preset cpu` alone selects the whole recipe, a timed run fits its
+budget (final evaluation included), and the recipe learns at a CI-sized budget.
+
+The 10-minute accuracy is a benchmark (`python -m poorvit bench cpu-recipe`), not a test."""
+import types
+
+import pytest
+import torch
+
+import poorvit.train as T
+from poorvit import get_config, get_train_config
+from poorvit.__main__ import build_parser
+from poorvit.cli_train import configs
+from poorvit.config import PRESET_SCALES, SCALES
+from poorvit.data import load_cifar10
+from poorvit.model import ViT, count_params
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_cifar10()
+
+
+def test_cpu_preset_builds_and_runs():
+    cfg = get_config("cpu")
+    model = ViT(cfg)
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    assert sum(p.numel() for p in model.parameters()) == count_params(cfg)
+
+
+def test_preset_cpu_alone_selects_the_cpu_recipe():
+    args = build_parser().parse_args(["train", "--preset", "cpu", "--minutes", "10"])
+    model_cfg, train_cfg = configs(args)
+    assert model_cfg == get_config("cpu")
+    assert train_cfg == get_train_config("cpu", minutes=10) and train_cfg.scale == "cpu"
+    assert train_cfg.minutes == 10 and train_cfg.train_subset == 0          # all 50,000 images, on the clock
+    args = build_parser().parse_args(["train", "--preset", "cpu", "--scale", "smoke"])
+    assert configs(args)[1].scale == "smoke"                                 # an explicit --scale wins
+    assert PRESET_SCALES["cpu"] == "cpu" and SCALES["cpu"]["model"] == "cpu"
+
+
+def test_smoke_recipe_is_step_based_and_derives_from_the_cpu_recipe():
+    smoke, cpu = get_train_config("smoke"), get_train_config("cpu")
+    assert smoke.minutes == 0 and smoke.train_subset and smoke.test_subset <= 2000
+    for name in ("optimizer", "batch_size", "lr", "weight_decay", "label_smoothing", "crop_pad", "flip"):
+        assert getattr(smoke, name) == getattr(cpu, name), name
+
+
+def test_timed_run_leaves_room_for_the_final_evaluation(data, tmp_path, monkeypatch):
+    """On a fake clock (each reading 0.1 s later), so that the test checks the logic, not the machine's load."""
+    budget, final_eval = 9.0, 4.0                                            # seconds
+    assert T._final_eval_seconds(ViT(get_config("micro")), data, None, torch.device("cpu"), 0, 1) > 0
+    monkeypatch.setattr(T, "_final_eval_seconds", lambda *a: final_eval)   # the estimate, fixed for the test
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: 0.1 * next(ticks)))
+    train_cfg = get_train_config("smoke", minutes=budget / 60, epochs=100, train_subset=640, batch_size=64,
+                                 test_subset=200)
+    run = T.train(get_config("micro"), train_cfg, data, out=tmp_path / "r", progress=None)
+    assert 1 < run.record["epochs_run"] < 100                               # the clock stopped it, not the cap
+    # training stopped as soon as the run so far plus the final evaluation filled the budget
+    assert budget - final_eval - 0.3 <= run.record["seconds"] <= budget - final_eval + 0.3, run.record["seconds"]
+    assert run.history[-1]["lr"] < 1e-4                                     # the cosine reached its end
+
+
+def test_cpu_recipe_learns_at_a_short_budget(data, tmp_path):
+    # the CPU recipe, step-based and shortened: 1 epoch of 3,000 images (93 steps) instead of 10 minutes
+    train_cfg = get_train_config("cpu", minutes=0, epochs=1, warmup_epochs=0.1, train_subset=3000, test_subset=500)
+    run = T.train(get_config("cpu"), train_cfg, data, out=tmp_path / "r", progress=None)
+    print("final test accuracy", run.final_acc)
+    assert run.final_acc > 0.2, run.history                                  # chance is 0.10
