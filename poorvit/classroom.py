@@ -263,7 +263,8 @@ class Report:
         for r in self.results:
             mark = "✓" if r.status == "passed" else "✗"
             first, *rest = r.message.splitlines() or [""]
-            lines.append(f"  {mark} {r.exercise:<{width}}  {r.points}/1  {r.status}: {first}")
+            status = "" if first.startswith(r.status) else f"{r.status}: "   # "not attempted yet (...)" says it
+            lines.append(f"  {mark} {r.exercise:<{width}}  {r.points}/1  {status}{first}")
             lines += [f"      {' ' * width}  {line}" for line in rest]
         lines += [f"  ! {p}" for p in self.problems]
         return "\n".join(lines)
