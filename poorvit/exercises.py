@@ -99,6 +99,125 @@ def expect_close(got: torch.Tensor, want: torch.Tensor, what: str, atol: float =
 __all__ = ["exercise", "check", "expect_close", "ExerciseError", "CHECKS", "Todo", "todo"]
 
 
+# ---- chapter 7, whitening the patch embedding --------------------------------------------------------------
+
+def _random_second_moment(D: int = 12, seed: int = 0) -> torch.Tensor:
+    """A second-moment matrix of correlated random data whose eigenvalues span orders of magnitude."""
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.randn(D, D, generator=g, dtype=torch.float64) * torch.logspace(0, -2, D, dtype=torch.float64)
+    x = torch.randn(4000, D, generator=g, dtype=torch.float64) @ mix.T
+    return x.T @ x / len(x)
+
+
+@exercise("whitening/filters", hint="torch.linalg.eigh returns eigenvalues in ascending order; flip both, then "
+                                    "divide each eigenvector (a column of V) by sqrt(eigenvalue + eps) and stack them as rows.")
+def _check_whitening_filters(fn) -> str:
+    """fn(sigma, eps) -> (D, D) filters, one per row, v_i / sqrt(lambda_i + eps), largest eigenvalue first."""
+    from .init import whitening_filters
+
+    for seed, eps in ((1, 1e-2), (2, 1e-4)):
+        sigma = _random_second_moment(seed=seed)
+        want, lam = whitening_filters(sigma, eps)
+        got = torch.as_tensor(fn(sigma, eps)).double()
+        want = want.double()
+        if got.shape != want.shape:
+            raise ExerciseError(f"expected filters of shape {tuple(want.shape)} (one row per direction), got {tuple(got.shape)}")
+        sign = torch.sign((got * want).sum(1, keepdim=True))              # an eigenvector's sign is arbitrary
+        sign[sign == 0] = 1
+        expect_close(got * sign, want, f"filters for eps={eps} (up to the sign of each row)", atol=1e-4, rtol=1e-3)
+    return "the rows whiten: filters @ sigma @ filters.T = diag(lambda / (lambda + eps))"
+
+
+@exercise("whitening/kept", hint="whitening leaves the variance lambda / (lambda + eps) along a direction with eigenvalue lambda.")
+def _check_whitening_kept(fn) -> str:
+    """fn(eigvals, eps) -> how many directions keep more than 90 % of their variance after whitening."""
+    g = torch.Generator().manual_seed(7)
+    for eps in (1e-1, 1e-2, 1e-3):
+        lam = torch.logspace(1, -4, 48) * (1 + 0.1 * torch.rand(48, generator=g))
+        want = int((lam / (lam + eps) > 0.9).sum())
+        got = fn(lam, eps)
+        got = int(got.item() if torch.is_tensor(got) else got)
+        if got != want:
+            raise ExerciseError(f"for eps={eps:g}, {want} of 48 directions keep more than 90 % of their variance; "
+                                f"your function says {got}")
+    return "directions keep 90 % of their variance exactly where lambda > 9 * eps"
+
+
+@exercise("whitening/freeze", hint="register a hook on conv.weight (and conv.bias) that multiplies the gradient by a "
+                                   "mask with zeros in the first k rows: conv.weight.register_hook(lambda g: g * mask).")
+def _check_whitening_freeze(fn) -> str:
+    """fn(conv, k) makes the first k output channels of a Conv2d receive no gradient; the rest still learn."""
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 16, kernel_size=4, stride=4)
+    fn(conv, 5)
+    conv(torch.randn(2, 3, 8, 8)).square().sum().backward()
+    if conv.weight.grad is None:
+        raise ExerciseError("conv.weight got no gradient at all: only the first k channels should be frozen")
+    frozen = conv.weight.grad[:5].abs().sum().item()
+    if frozen != 0:
+        raise ExerciseError(f"the first 5 filters still get a gradient (sum of |grad| = {frozen:.3g}); expected 0")
+    if not conv.weight.grad[5:].abs().sum() > 0:
+        raise ExerciseError("the filters after the first 5 got a zero gradient: they should keep learning")
+    if conv.bias.grad is not None and conv.bias.grad[:5].abs().sum() != 0:
+        raise ExerciseError("the weights are frozen but the first 5 biases still get a gradient; mask conv.bias too")
+    return "the first k filters get a zero gradient, the others learn"
+
+
+# ---- chapter 8, many class tokens --------------------------------------------------------------------------
+
+@exercise("cls-tokens/mean-head", hint="take the first n_cls tokens, feats[:, :n_cls], average them over dim 1, "
+                                       "and apply the head.")
+def _check_cls_mean_head(fn) -> str:
+    """fn(feats, n_cls, head) -> logits from the average of the class tokens (the `cls_head="mean"` pooling)."""
+    from .config import get_config
+    from .model import ViT
+
+    torch.manual_seed(0)
+    for k in (1, 3):
+        model = ViT(get_config("micro", n_cls=k, cls_head="mean")).eval()
+        with torch.no_grad():
+            feats = model.forward_features(torch.randn(4, 3, 32, 32))
+            expect_close(torch.as_tensor(fn(feats, k, model.head)), model.forward_head(feats),
+                         f"logits with n_cls={k}")
+    return "mean pooling of the class tokens matches ViT(cls_head='mean')"
+
+
+@exercise("cls-tokens/extra-params", hint="count what grows with n_cls: the class tokens, their learned positions "
+                                          "(pos_embed='learned' only) and, with cls_head='concat', the head's input.")
+def _check_cls_extra_params(fn) -> str:
+    """fn(cfg) -> how many more parameters cfg has than the same config with n_cls = 1."""
+    from .config import get_config, with_overrides
+    from .model import count_params
+
+    for over in (dict(n_cls=4), dict(n_cls=8, cls_head="mean"), dict(n_cls=3, pos_embed="sincos"),
+                 dict(n_cls=2, pos_embed="none", n_classes=100), dict(n_cls=1)):
+        cfg = get_config("smoke", **over)
+        want = count_params(cfg) - count_params(with_overrides(cfg, n_cls=1))
+        got = int(fn(cfg))
+        if got != want:
+            raise ExerciseError(f"for {over} expected {want:,} extra parameters, got {got:,}")
+    return "the extra parameters match count_params for every head and positional embedding"
+
+
+@exercise("cls-tokens/collapse", hint="normalize each token to unit length, form the (B, k, k) matrix of dot products, "
+                                      "average it over the images, then average its k * (k - 1) off-diagonal entries.")
+def _check_cls_collapse(fn) -> str:
+    """fn(tokens) -> mean off-diagonal cosine similarity of (B, k, C) tokens, averaged over the B images."""
+    from .model import cosine_matrix, off_diagonal_mean
+
+    g = torch.Generator().manual_seed(3)
+    for shared in (0.0, 0.8):
+        base = torch.randn(5, 1, 16, generator=g)
+        tokens = shared * base + (1 - shared) * torch.randn(5, 4, 16, generator=g)
+        want = off_diagonal_mean(cosine_matrix(tokens).mean(0))
+        got = float(fn(tokens))
+        if abs(got - want) > 1e-4:
+            raise ExerciseError(f"expected a mean off-diagonal similarity of {want:.4f}, got {got:.4f}")
+    return "your collapse measure matches model.off_diagonal_mean(model.cosine_matrix(tokens).mean(0))"
+
+
 # ---- chapter 10, putting it together ("together/...") -----------------------------------------------
 
 @exercise("together/row", hint='a Row names only what the study changes: Row("low-rank v", model=dict(lowrank="v")); '

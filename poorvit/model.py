@@ -160,3 +160,58 @@ def model_report(cfg_or_model) -> dict:
 
 
 __all__ = ["ViT", "Block", "MLP", "drop_path", "count_params", "flops_per_image", "model_report"]
+
+
+# ---- chapter 8, many class tokens: what each class token looks at, and how alike their outputs are -------
+
+@torch.no_grad()
+def class_token_attention(model: ViT, images: torch.Tensor, block: int = -1) -> torch.Tensor:
+    """Where each class token looks: its attention over the patch tokens in one block (default: the
+    last), averaged over heads, as a (B, n_cls, grid, grid) map. Each map sums to 1 minus the attention
+    that token gives to the class tokens. `images`: normalized (B, 3, H, W)."""
+    p = next(model.parameters())
+    maps = model.attention_maps(images.to(p.device, p.dtype))[block]  # (B, H, T, T)
+    k, g = model.cfg.n_cls, model.cfg.grid
+    return maps.mean(1)[:, :k, k:].reshape(len(images), k, g, g)
+
+
+def cosine_matrix(tokens: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every pair of tokens: (B, k, C) -> (B, k, k)."""
+    t = nn.functional.normalize(tokens.float(), dim=-1)
+    return t @ t.transpose(1, 2)
+
+
+@torch.no_grad()
+def class_token_similarity(model: ViT, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Cosine similarity between the class tokens' final normalized outputs (what the head reads),
+    averaged over `images` (normalized, (B, 3, H, W)): (n_cls, n_cls), ones on the diagonal."""
+    p = next(model.parameters())
+    was = model.training
+    model.eval()
+    total = torch.zeros(model.cfg.n_cls, model.cfg.n_cls)
+    for chunk in images.split(batch_size):
+        feats = model.forward_features(chunk.to(p.device, p.dtype))     # (B, n_cls + N, C)
+        total += cosine_matrix(feats[:, : model.cfg.n_cls]).sum(0).cpu()
+    model.train(was)
+    return total / len(images)
+
+
+def off_diagonal_mean(sim: torch.Tensor) -> float:
+    """Mean of the off-diagonal entries of a (k, k) similarity matrix: 1.0 means the k tokens have
+    collapsed into one; NaN for k == 1 (nothing to compare)."""
+    k = sim.shape[0]
+    if k < 2:
+        return float("nan")
+    return ((sim.sum() - sim.diagonal().sum()) / (k * k - k)).item()
+
+
+def effective_count(sim: torch.Tensor) -> float:
+    """How many distinct tokens a (k, k) similarity matrix holds: its participation ratio
+    trace(S)^2 / ||S||_F^2 (= (sum of eigenvalues)^2 / sum of their squares). 1 when all k tokens are
+    copies of one, k when they are orthogonal, 2 for two groups of copies orthogonal to each other."""
+    s = sim.double()
+    return (s.diagonal().sum() ** 2 / s.square().sum()).item()
+
+
+__all__ += ["class_token_attention", "cosine_matrix", "class_token_similarity", "off_diagonal_mean",
+            "effective_count"]

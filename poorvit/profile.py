@@ -261,7 +261,8 @@ def top_operators(step: TrainingStep, steps: int = 2, warmup: int = 1, n: int = 
                 step.optimizer()
         synchronize(step.device)
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
-    events = [e for e in prof.key_averages() if not e.key.startswith("phase: ")]
+    events = [e for e in prof.key_averages() if not e.key.startswith("phase: ")
+              and (not cuda or e.device_type == torch.autograd.DeviceType.CPU)]   # operators, not their kernels
     total = sum(getattr(e, key) for e in events) or 1.0
     events.sort(key=lambda e: getattr(e, key), reverse=True)
     return [{"operator": e.key, "ms per step": getattr(e, key) / 1e3 / steps, "calls per step": e.count / steps,
@@ -390,8 +391,10 @@ def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], s
             continue
         items = obj if isinstance(obj, list) else obj.get("rows", [obj]) if isinstance(obj, dict) else []
         for item in items:
-            if isinstance(item, dict):
-                rows.append({"file": path.name, **{k: v for k, v in item.items() if not isinstance(v, (dict, list))}})
+            if isinstance(item, dict):                       # scalars as they are, short lists joined
+                rows.append({"file": path.name, **{k: " ".join(map(str, v)) if isinstance(v, list) else v
+                                                   for k, v in item.items() if not isinstance(v, dict)
+                                                   and not (isinstance(v, list) and len(v) > 8)}})
     readme = folder / "README.md"
     return rows, readme.read_text() if readme.exists() else ""
 

@@ -105,12 +105,17 @@ def attention_rollout(maps: torch.Tensor, residual: float = 0.5) -> torch.Tensor
     return out
 
 
-def filters_grid(weight: torch.Tensor, ncols: int = 12, ax=None, title: str | None = None, size: float = 0.45):
-    """Conv filters (K, 3, p, p) as small RGB tiles, each scaled to its own [0, 1] range."""
+def filters_grid(weight: torch.Tensor, ncols: int = 12, ax=None, title: str | None = None, size: float = 0.45,
+                 shared: bool = False):
+    """Conv filters (K, 3, p, p) as small RGB tiles, each scaled to its own [0, 1] range; with `shared`,
+    all on one scale with 0 as mid-grey, so that a filter's brightness shows its size."""
     w = weight.detach().float().cpu()
-    lo = w.flatten(1).min(1).values.view(-1, 1, 1, 1)
-    hi = w.flatten(1).max(1).values.view(-1, 1, 1, 1)
-    w = (w - lo) / (hi - lo + 1e-12)
+    if shared:
+        w = w / (2 * w.abs().max() + 1e-12) + 0.5
+    else:
+        lo = w.flatten(1).min(1).values.view(-1, 1, 1, 1)
+        hi = w.flatten(1).max(1).values.view(-1, 1, 1, 1)
+        w = (w - lo) / (hi - lo + 1e-12)
     k, _, p, _ = w.shape
     nrows = math.ceil(k / ncols)
     canvas = np.ones((nrows * (p + 1) - 1, ncols * (p + 1) - 1, 3))
@@ -195,6 +200,130 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, formats: 
 
 __all__ = ["to_display", "image_grid", "class_grid", "patch_grid", "attention_on_image", "attention_rollout",
            "filters_grid", "curves", "confusion_matrix", "bars", "markdown_table"]
+
+
+# ---- chapter 7, whitening the patch embedding --------------------------------------------------------------
+
+def second_moment_image(sigma: torch.Tensor, ax=None, title: str | None = None, channels: int = 3):
+    """A (D, D) second-moment (or covariance) matrix of flattened patches, D = channels * p * p, on a
+    diverging scale around 0; thin lines separate the colour channels' blocks of p * p pixels."""
+    m = sigma.detach().float().cpu().numpy()
+    vmax = float(np.abs(m).max())
+    ax = ax or plt.subplots(figsize=(4, 3.4))[1]
+    im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    block = m.shape[0] // channels
+    names = list("RGB") if channels == 3 else [str(c) for c in range(channels)]
+    centres = [c * block + (block - 1) / 2 for c in range(channels)]
+    for c in range(1, channels):
+        ax.axhline(c * block - 0.5, color="k", lw=0.5)
+        ax.axvline(c * block - 0.5, color="k", lw=0.5)
+    ax.set_xticks(centres, names)
+    ax.set_yticks(centres, names)
+    ax.set_xlabel("patch entry: channel, then row and column")
+    ax.set_ylabel("patch entry")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def eigen_spectrum(eigvals: torch.Tensor, eps: float | None = None, ax=None, label: str | None = None):
+    """Eigenvalues, largest first, on a log scale; with `eps`, the line below which whitening damps."""
+    lam = eigvals.detach().double().cpu().clamp_min(1e-12).numpy()
+    ax = ax or plt.subplots(figsize=(4, 3))[1]
+    ax.semilogy(np.arange(1, len(lam) + 1), lam, marker="o", ms=3, label=label)
+    if eps is not None:
+        ax.axhline(eps, color="C3", ls="--", lw=1, label=f"eps = {eps:.0e}")
+    ax.set_xlabel("direction (largest eigenvalue first)")
+    ax.set_ylabel("eigenvalue (variance along it)")
+    ax.grid(alpha=0.3, which="both")
+    if eps is not None or label:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def whitening_panel(sigma: torch.Tensor, eps: float, axes=None):
+    """What `eps` does, in three panels: the whitening filters on one shared scale (a bright filter
+    has a large gain), the second moment of whitened patches (the identity where eps is negligible),
+    and per direction the variance kept, lambda / (lambda + eps), beside the gain 1 / sqrt(lambda + eps)."""
+    from .init import whitening_filters
+
+    filters, lam = whitening_filters(sigma, eps)
+    D = len(lam)
+    p = int(round(math.sqrt(D / 3)))
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.3, 1, 1.1]})
+    f = filters.double()
+    white = f @ sigma.double() @ f.T                                    # second moment after whitening
+    filters_grid(filters.view(D, 3, p, p), ncols=12, ax=axes[0], shared=True,
+                 title=f"whitening filters, eps = {eps:.1e} (one shared scale)")
+    im = axes[1].imshow(white.float().numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    axes[1].figure.colorbar(im, ax=axes[1], fraction=0.046)
+    axes[1].set_title("second moment of whitened patches", fontsize=10)
+    axes[1].set_xlabel("whitened channel")
+    axes[1].set_ylabel("whitened channel")
+    idx = np.arange(1, D + 1)
+    kept = (lam / (lam + eps)).numpy()
+    axes[2].plot(idx, kept, marker="o", ms=3, color="C0", label="variance kept")
+    axes[2].set_ylim(0, 1.05)
+    axes[2].set_xlabel("direction (largest eigenvalue first)")
+    axes[2].set_ylabel("variance after whitening", color="C0")
+    gain = axes[2].twinx()
+    gain.semilogy(idx, (1 / torch.sqrt(lam.double() + eps)).numpy(), ls="--", color="C1", label="gain")
+    gain.set_ylabel("gain 1 / sqrt(lambda + eps)", color="C1")
+    axes[2].set_title("per direction", fontsize=10)
+    axes[2].grid(alpha=0.3)
+    axes[0].figure.tight_layout()
+    return axes
+
+
+# ---- chapter 8, many class tokens --------------------------------------------------------------------------
+
+def token_maps(images: torch.Tensor, maps: torch.Tensor, row_labels: list[str] | None = None,
+               size: float = 1.3, suptitle: str | None = None):
+    """Attention maps of several tokens on the same images: the images in the top row, then one row per
+    token. images (B, 3, H, W); maps (B, k, g, g). Returns the figure."""
+    B, k = maps.shape[:2]
+    fig, axes = plt.subplots(k + 1, B, figsize=(B * size, (k + 1) * size), squeeze=False)
+    for j in range(B):
+        axes[0, j].imshow(to_display(images[j]), interpolation="nearest")
+        axes[0, j].axis("off")
+        for t in range(k):
+            attention_on_image(images[j], maps[j, t], ax=axes[t + 1, j])
+    labels = row_labels or [f"token {t}" for t in range(k)]
+    for t in range(k):
+        axes[t + 1, 0].axis("on")
+        axes[t + 1, 0].set_xticks([]), axes[t + 1, 0].set_yticks([])
+        for sp in axes[t + 1, 0].spines.values():
+            sp.set_visible(False)
+        axes[t + 1, 0].set_ylabel(labels[t], fontsize=8, rotation=0, ha="right", va="center")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def similarity_matrix(sim: torch.Tensor, ax=None, title: str | None = None, label: str = "class token"):
+    """A (k, k) cosine-similarity matrix on a fixed [-1, 1] scale, each cell annotated."""
+    m = sim.detach().float().cpu().numpy()
+    k = m.shape[0]
+    ax = ax or plt.subplots(figsize=(0.5 * k + 2, 0.5 * k + 1.6))[1]
+    im = ax.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(m[i, j]) > 0.6 else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel(label)
+    ax.set_ylabel(label)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+__all__ += ["second_moment_image", "eigen_spectrum", "whitening_panel", "token_maps", "similarity_matrix"]
 
 
 # ---- chapters 1-3 (images to tokens, attention from scratch, a first ViT) -----------------------------

@@ -19,6 +19,48 @@ def explorer(draw, **controls) -> W.Widget:
 __all__ = ["explorer"]
 
 
+# ---- chapter 7, whitening the patch embedding --------------------------------------------------------------
+
+def whitening_explorer(sigma) -> W.Widget:
+    """A log slider for `eps`, redrawing `viz.whitening_panel(sigma, eps)`: the filters on one scale,
+    the second moment of whitened patches, and the variance kept per direction."""
+    import matplotlib.pyplot as plt
+
+    from .viz import whitening_panel
+
+    def draw(eps):
+        whitening_panel(sigma, eps)
+        plt.show()
+
+    return explorer(draw, eps=W.FloatLogSlider(value=1e-2, base=10, min=-6, max=1, step=0.25, description="eps",
+                                               readout_format=".1e"))
+
+
+# ---- chapter 8, many class tokens --------------------------------------------------------------------------
+
+def class_token_explorer(maps: dict, images) -> W.Widget:
+    """Pick a model by its number of class tokens and one of its tokens: that token's attention on the
+    images, drawn with `viz.token_maps`. maps: {n_cls: (B, n_cls, g, g)} from
+    `model.class_token_attention`; images (B, 3, H, W)."""
+    import matplotlib.pyplot as plt
+
+    from .viz import token_maps
+
+    counts = sorted(maps)
+
+    def draw(n_cls, token):
+        t = min(token, n_cls - 1)
+        token_maps(images, maps[n_cls][:, t:t + 1], row_labels=[f"token {t}"],
+                   suptitle=f"n_cls = {n_cls}: attention of class token {t} over the patches (last block)")
+        plt.show()
+
+    return explorer(draw, n_cls=W.Dropdown(options=counts, value=counts[-1], description="n_cls"),
+                    token=W.IntSlider(value=0, min=0, max=max(counts) - 1, description="token"))
+
+
+__all__ += ["whitening_explorer", "class_token_explorer"]
+
+
 # ---- chapters 1-2: patch size and cost; where each token attends --------------------------------------
 
 def patch_explorer(images, names, n_embd: int, n_cls: int = 1) -> W.Widget:

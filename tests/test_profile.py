@@ -143,14 +143,16 @@ def test_measure_levers_returns_one_timing_per_setting(images):
 
 def test_load_records_reads_lists_dicts_and_rows_and_skips_broken_files(tmp_path):
     assert P.load_records(tmp_path / "missing") == ([], "")
-    (tmp_path / "a.json").write_text(json.dumps({"lever": "threads", "images_per_s": 900.0, "history": [1, 2]}))
+    (tmp_path / "a.json").write_text(json.dumps({"lever": "threads", "images_per_s": 900.0, "load": [1.5, 1.2, 1.0],
+                                                 "history": list(range(20)), "config": {"n_embd": 128}}))
     (tmp_path / "b.json").write_text(json.dumps([{"lever": "bf16"}, {"lever": "compile"}]))
     (tmp_path / "c.json").write_text(json.dumps({"device_name": "CPU", "rows": [{"lever": "batch"}]}))
     (tmp_path / "d.json").write_text("{not json")
     (tmp_path / "README.md").write_text("How these were measured.")
     rows, readme = P.load_records(tmp_path)
     assert [r["lever"] for r in rows] == ["threads", "bf16", "compile", "batch"]
-    assert "history" not in rows[0] and rows[0]["file"] == "a.json"
+    assert "history" not in rows[0] and "config" not in rows[0] and rows[0]["file"] == "a.json"
+    assert rows[0]["load"] == "1.5 1.2 1.0"
     assert readme == "How these were measured."
 
 
