@@ -21,16 +21,17 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from .runs import find_runs
+from .runs import find_runs, run_key
 from .study import ACCURACY, CITATION
-from .sweep import ROWS, row_configs
+from .sweep import ROWS, baseline_configs, row_configs
 
 SCALE_ORDER = {"smoke": 0, "demo": 1, "paper": 2}
 
 
 def identify(record: dict) -> tuple[str, str | None]:
     """(row name, baseline family) of a record: the sweep's tag if it has one; else the row whose configs
-    at the record's scale equal the record's (family None: the scale's own baseline); else "unnamed"."""
+    at the record's scale equal the record's (its family: the scale's own baseline); else "unnamed". The
+    family is the run key of the baseline at seed 0, as `sweep` writes it."""
     tag = record.get("sweep") or {}
     if tag.get("row") in ROWS:
         return tag["row"], tag.get("baseline")
@@ -41,7 +42,7 @@ def identify(record: dict) -> tuple[str, str | None]:
         except (ValueError, KeyError, TypeError):
             return "unnamed", None
         if asdict(m) == record.get("config") and asdict(t) == record.get("train"):
-            return name, None
+            return name, run_key(*baseline_configs(scale, 0), record.get("dataset"))
     return "unnamed", None
 
 
@@ -107,31 +108,52 @@ def table_rows(rows: list[dict]) -> list[dict]:
     return [{"row": r["row"], "change": f"`{r['change']}`" if r["change"] else "–", "scale": r["scale"],
              "dataset": r["dataset"], "device": r["device"],
              "params": "–" if r["params"] is None else f"{r['params']:,}", "seeds": str(r["n"]),
+             "baseline run": f"`{str(r['family'])[:8]}`" if r["family"] else "–",
              "accuracy (%)": _pm(r["mean"], r["std"]), "Δ baseline (pp)": _signed(r["delta"]),
              "study (%)": "–" if r["study"] is None else f"{r['study']:.2f}",
              "study Δ (pp)": _signed(r["study_delta"]), "train s / run": f"{r['seconds']:,.0f}"} for r in rows]
 
 
-def markdown(rows: list[dict], columns: list[str] = COLUMNS) -> str:
+def _columns(rows: list[dict], columns: list[str] | None) -> list[str]:
+    """`columns`, or COLUMNS with a `baseline run` column after `scale` when one scale holds rows measured
+    against different baselines (say, before and after a change of the scale's recipe)."""
+    if columns is not None:
+        return columns
+    named = [r for r in rows if r["row"] != "unnamed"]
+    if len({(r["scale"], r["dataset"], r["family"]) for r in named}) > len({(r["scale"], r["dataset"]) for r in named}):
+        i = COLUMNS.index("scale") + 1
+        return COLUMNS[:i] + ["baseline run"] + COLUMNS[i:]
+    return COLUMNS
+
+
+def markdown(rows: list[dict], columns: list[str] | None = None) -> str:
     """The summary as a Markdown table (an explanatory line when there is nothing to show)."""
     if not rows:
         return "_No run records found._"
+    columns = _columns(rows, columns)
     cells = table_rows(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(c[k] for k in columns) + " |" for c in cells]
     return "\n".join(lines)
 
 
-def html(rows: list[dict], columns: list[str] = COLUMNS) -> str:
+def html(rows: list[dict], columns: list[str] | None = None) -> str:
     """The summary as an HTML table (for pasting into a page that has no kernel), scrolling when wide."""
     if not rows:
         return "<p><em>No run records found.</em></p>"
+    columns = _columns(rows, columns)
     esc = lambda s: str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
     cells = table_rows(rows)
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{esc(c[k].strip('`'))}</td>" for k in columns) + "</tr>" for c in cells)
     return (f'<div style="overflow-x: auto"><table class="table"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
+
+
+def _record_name(path: str) -> str:
+    """A record's file name, or its run folder's name for a `record.json`."""
+    p = Path(path)
+    return p.parent.name if p.name == "record.json" else p.name
 
 
 def records_markdown(records: list[dict]) -> str:
@@ -143,7 +165,7 @@ def records_markdown(records: list[dict]) -> str:
     for rec in sorted(records, key=lambda r: (SCALE_ORDER.get(r.get("scale"), 9), r.get("_path", ""))):
         cells = [identify(rec)[0], rec.get("scale"), rec.get("dataset"), rec.get("device_name"), rec.get("seed"),
                  f"`{rec.get('commit')}`", f"{100 * rec['final_acc']:.2f}", f"{_seconds(rec):,.0f}",
-                 f"`{Path(rec.get('_path', '')).name}`"]
+                 f"`{_record_name(rec.get('_path', ''))}`"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -153,7 +175,9 @@ def figure(rows: list[dict]):
     and each row's difference to its baseline, measured and as the study reports it."""
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['row']} ({r['scale']})" for r in rows]
+    several = "baseline run" in _columns(rows, None)          # one scale measured against several baselines
+    labels = [f"{r['row']} ({r['scale']}" + (f", {str(r['family'])[:8]})" if several and r["family"] else ")")
+              for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 0.42 * len(rows) + 1.6), sharey=True)
     y = list(range(len(rows)))[::-1]
     colors = {s: f"C{i}" for i, s in enumerate(sorted({r["scale"] for r in rows}, key=lambda s: SCALE_ORDER.get(s, 9)))}

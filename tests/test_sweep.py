@@ -12,7 +12,8 @@ from poorvit import get_config, get_train_config
 from poorvit.__main__ import main
 from poorvit.config import TrainConfig, ViTConfig
 from poorvit.data import load_cifar10
-from poorvit.report import identify, summarize, update_page
+from poorvit.runs import run_key
+from poorvit.report import identify, markdown, summarize, update_page
 from poorvit.study import ACCURACY
 from poorvit.sweep import (ROWS, SWEEPS, kv_heads_like, baseline_configs, config_diff, row_configs, sweep,
                            torchrun_command)
@@ -149,7 +150,8 @@ def test_report_renders_records_it_did_not_write(tmp_path, capsys):
         "base1": fake_record(*row_configs("baseline", "paper", 1), 0.9370),
         "q0": fake_record(*row_configs("lowrank_q", "paper", 0), 0.9320),      # no tag: found by its configs
         "lion": fake_record(*row_configs("lion_bs1024", "paper", 0), 0.9200,
-                            sweep={"row": "lion_bs1024", "scale": "paper", "seed": 0}),
+                            sweep={"row": "lion_bs1024", "scale": "paper", "seed": 0,      # written by a sweep
+                                   "baseline": run_key(*baseline_configs("paper"), "CIFAR-10")}),
         "odd": fake_record(get_config("micro"), get_train_config("smoke", epochs=1), 0.25),   # no row at all
     }
     for name, rec in recs.items():
@@ -165,6 +167,8 @@ def test_report_renders_records_it_did_not_write(tmp_path, capsys):
     assert f"{mean:.2f} ± {std:.2f}" in lines["baseline"] and "93.65" in lines["baseline"]
     assert f"{93.2 - mean:+.2f}" in lines["lowrank_q"] and "93.32" in lines["lowrank_q"]
     assert f"{ACCURACY['lion_bs1024'] - ACCURACY['adamw_bs256']:+.2f}" in lines["lion_bs1024"]   # its own table
+    assert f"{92.0 - mean:+.2f}" in lines["lion_bs1024"]          # a sweep's record and found ones, one baseline
+    assert "baseline run" not in summary
     assert "NVIDIA A100-SXM4-40GB" in lines["lowrank_q"] and "unnamed" in lines
     assert "1,800" in lines["baseline"] and "| 2 |" in lines["baseline"]     # seconds per run, seeds
     assert len(per_record.splitlines()) == 2 + len(recs) and per_record.count("`abc123`") == len(recs)
@@ -185,3 +189,15 @@ def test_every_record_in_results_names_what_produced_it():
 def test_results_page_is_in_step_with_rows_and_results_folder():
     stale = update_page(ROOT / "book" / "results.md", ROOT / "results", write=False)
     assert stale == [], f"regenerate with: python -m poorvit report results/ --page book/results.md ({stale})"
+
+
+def test_report_keeps_runs_against_different_baselines_apart():
+    tag = lambda row, family: {"sweep": {"row": row, "scale": "paper", "seed": 0, "baseline": family}}  # noqa: E731
+    recs = [fake_record(*row_configs("baseline", "paper"), 0.93, **tag("baseline", "aaaa1111")),
+            fake_record(*row_configs("baseline", "paper"), 0.90, **tag("baseline", "bbbb2222")),
+            fake_record(*row_configs("mqa", "paper"), 0.92, **tag("mqa", "bbbb2222"))]
+    rows = summarize(recs)
+    assert [(r["row"], r["n"]) for r in rows] == [("baseline", 1), ("baseline", 1), ("mqa", 1)]
+    assert next(r for r in rows if r["row"] == "mqa")["delta"] == pytest.approx(2.0)
+    text = markdown(rows)
+    assert "baseline run" in text and "`bbbb2222`" in text
