@@ -190,10 +190,12 @@ def write_student(out: str | Path, notebooks: list[Path] | None = None) -> list[
     """Write the student version of each notebook into `out`, plus index.md and index.json; returns the index."""
     from .exercises import CHECKS
 
-    out = Path(out)
+    out, notebooks = Path(out), notebooks or course_notebooks()
+    if any(Path(path).resolve().parent == out.resolve() for path in notebooks):
+        raise ValueError(f"{out} holds the chapters themselves: writing there would overwrite their solutions")
     out.mkdir(parents=True, exist_ok=True)
     index = []
-    for path in notebooks or course_notebooks():
+    for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         chapter = next((line.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown"
                         for line in c.source.splitlines() if line.startswith("# ")), Path(path).stem)
@@ -399,10 +401,9 @@ def run_student(args) -> int:
     missing = [str(p) for p in args.notebooks if not p.is_file()]
     if missing:
         raise ValueError(f"no such notebook: {', '.join(missing)}")
-    index = write_student(args.out, args.notebooks or None)
-    n = len(dict.fromkeys(row["notebook"] for row in index))
-    print(f"wrote {len(args.notebooks) or len(course_notebooks())} student notebooks ({len(index)} exercises in {n}) "
-          f"and {Path(args.out) / 'index.md'}")
+    notebooks = args.notebooks or course_notebooks()
+    index = write_student(args.out, notebooks)
+    print(f"wrote {len(notebooks)} student notebooks ({len(index)} exercises) and {Path(args.out) / 'index.md'}")
     return 0
 
 

@@ -142,9 +142,14 @@ def test_student_versions_of_the_chapters_hold_no_solution_and_name_every_exerci
     text = (tmp_path / "a" / "index.md").read_text()
     assert all(f"`{row['exercise']}`" in text and row["task"].startswith("Write") for row in index)
     assert json.loads((tmp_path / "a" / "index.json").read_text()) == index
-    classroom.write_student(tmp_path / "b", CHAPTERS)                    # deterministic: the same bytes again
+    assert main(["student", str(tmp_path / "b"), *map(str, CHAPTERS)]) == 0   # deterministic: the same bytes again
     for f in sorted((tmp_path / "a").iterdir()):
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
+
+
+def test_student_refuses_to_overwrite_the_chapters():
+    with pytest.raises(ValueError, match="overwrite"):
+        classroom.write_student(ROOT / "notebooks", CHAPTERS[:1])
 
 
 def test_stubs_keep_signatures_and_values_raise_when_used():
