@@ -50,6 +50,7 @@ class ViTConfig:
     cls_head: str = "concat"      # class tokens to logits: "concat" (the study's code) or "mean"
     pos_embed: str = "learned"    # positional embedding: "learned", "sincos" (fixed 2-D sin-cos) or "none"
     drop_path: float = 0.1        # stochastic-depth rate of the last block; block i gets i / (n_layer - 1) of it
+    patch_drop: float = 0.0       # training only: fraction of patch tokens dropped at random per image (0: off)
     n_classes: int = 10           # classifier outputs
     qkv_bias: bool = True         # bias on the query/key/value projections
 
@@ -84,6 +85,7 @@ class ViTConfig:
         if self.pos_embed == "sincos":
             _check(C % 4 == 0, "n_embd", C, "2-D sin-cos positions need a width divisible by 4")
         _check(0.0 <= self.drop_path < 1.0, "drop_path", self.drop_path, "a probability in [0, 1)")
+        _check(0.0 <= self.patch_drop < 1.0, "patch_drop", self.patch_drop, "a fraction in [0, 1)")
 
     # derived sizes
     @property

@@ -32,6 +32,19 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep
 
 
+def patch_dropout(x: torch.Tensor, p: float, n_cls: int, training: bool) -> torch.Tensor:
+    """PatchDropout (Liu et al., arXiv 2208.07220): in training keep a random `1 - p` of each image's patch
+    tokens (class tokens always), positions already added; evaluation sees every token. (B, n_cls + N, C) ->
+    (B, n_cls + keep, C). Every block then costs about `1 - p` as much: a cheaper step that also regularises."""
+    if p == 0.0 or not training:
+        return x
+    B, T, C = x.shape
+    N = T - n_cls
+    keep = max(1, round(N * (1 - p)))
+    idx = torch.rand(B, N, device=x.device).argsort(dim=1)[:, :keep] + n_cls          # (B, keep)
+    return torch.cat([x[:, :n_cls], x.gather(1, idx[..., None].expand(-1, -1, C))], dim=1)
+
+
 class MLP(nn.Sequential):
     def __init__(self, dim: int, hidden: int):
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
@@ -71,7 +84,7 @@ class ViT(nn.Module):
 
     def forward_features(self, images: torch.Tensor, return_attn: bool = False):
         """Normalized tokens (B, n_cls + N, C); with `return_attn`, also a list of per-block maps (B, H, T, T)."""
-        x = self.tokens(images)
+        x = patch_dropout(self.tokens(images), self.cfg.patch_drop, self.cfg.n_cls, self.training)
         maps = []
         for block in self.blocks:
             if return_attn:
@@ -159,7 +172,7 @@ def model_report(cfg_or_model) -> dict:
             "tokens": cfg.n_tokens, "flops": flops["total"], "attention_flops": attn}
 
 
-__all__ = ["ViT", "Block", "MLP", "drop_path", "count_params", "flops_per_image", "model_report"]
+__all__ = ["ViT", "Block", "MLP", "drop_path", "patch_dropout", "count_params", "flops_per_image", "model_report"]
 
 
 # ---- chapter 8, many class tokens: what each class token looks at, and how alike their outputs are -------

@@ -69,3 +69,23 @@ def test_cpu_recipe_learns_at_a_short_budget(data, tmp_path):
     run = T.train(get_config("cpu"), train_cfg, data, out=tmp_path / "r", progress=None)
     print("final test accuracy", run.final_acc)
     assert run.final_acc > 0.2, run.history                                  # chance is 0.10
+
+
+def test_patch_dropout_keeps_class_tokens_and_a_random_subset_in_training_only():
+    from poorvit.model import patch_dropout
+    B, n_cls, N, C = 3, 2, 64, 8
+    x = torch.randn(B, n_cls + N, C)
+    torch.manual_seed(0)
+    y = patch_dropout(x, 0.5, n_cls, training=True)
+    assert y.shape == (B, n_cls + 32, C)
+    assert torch.equal(y[:, :n_cls], x[:, :n_cls])                          # class tokens always kept
+    for b in range(B):                                                       # each kept token is one of its image's
+        match = (y[b, n_cls:, None] == x[b, None, n_cls:]).all(-1)           # (32, N)
+        assert (match.sum(1) == 1).all() and (match.sum(0) <= 1).all()       # ... and none twice
+    assert patch_dropout(x, 0.5, n_cls, training=False) is x and patch_dropout(x, 0.0, n_cls, True) is x
+    model = ViT(get_config("micro", patch_size=4, patch_drop=0.75))          # 64 patches -> 16 kept in training
+    assert model.forward_features(torch.randn(2, 3, 32, 32)).shape[1] == 1 + 16
+    model.eval()
+    assert model.forward_features(torch.randn(2, 3, 32, 32)).shape[1] == 1 + 64
+    with pytest.raises(ValueError, match="patch_drop=1.0 is not valid"):
+        get_config("micro", patch_drop=1.0)
