@@ -156,7 +156,7 @@ def step_bench(args) -> dict:
     """
     import statistics
 
-    from .profile import TrainingStep, matmul_peak, train_flops
+    from .profile import TrainingStep, adamw_kind, matmul_peak, train_flops
     from .runs import device_name
     try:
         import timm  # noqa: F401
@@ -172,7 +172,7 @@ def step_bench(args) -> dict:
     params = {k: sum(p.numel() for p in s.model.parameters()) for k, s in steps.items()}
     print(f"step: paper preset (patch {cfg.patch_size}, {cfg.n_embd} wide, {cfg.n_layer} blocks, {cfg.n_head} heads, "
           f"MLP ratio {cfg.mlp_ratio:g}, drop_path {cfg.drop_path}), batch {args.batch}, float32, AdamW "
-          f"({'fused' if steps['poorvit'].opt.defaults.get('fused') else 'foreach'}), on {device_name(device)}")
+          f"({adamw_kind(steps['poorvit'].opt)}), on {device_name(device)}")
     print(f"parameters: poorvit {params['poorvit']:,}, timm {params['timm']:,}"
           f" ({'equal' if params['poorvit'] == params['timm'] else 'NOT EQUAL'}); {_load()} before")
     times = {k: [] for k in steps}

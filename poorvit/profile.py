@@ -97,7 +97,7 @@ class TrainingStep:
     """`train()`'s step, in four phases that can be timed one by one: `data()`, `forward(x, y)`,
     `backward(loss)`, `optimizer()`; calling the object runs one whole step.
 
-    The levers: `fused` (AdamW's fused kernel; None: the package default), `attention` ("sdpa" fused
+    The levers: `fused` / `foreach` (AdamW's implementation, see `adamw_kind`; None: the package default), `attention` ("sdpa" fused
     kernels or "explicit" softmax(q k^T) v), `loader` ("device": the device-resident `DeviceLoader`;
     "dataloader": torchvision transforms image by image in a `torch.utils.data.DataLoader` with `workers`
     processes; batch mixing is left out there), `channels_last` (memory format of the images and the patch
@@ -107,8 +107,8 @@ class TrainingStep:
 
     def __init__(self, model_cfg: ViTConfig, train_cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
                  device: torch.device | str = "cpu", *, fused: bool | None = None, attention: str = "sdpa",
-                 loader: str = "device", channels_last: bool = False, workers: int = 0, model: nn.Module | None = None,
-                 n_images: int | None = None):
+                 foreach: bool | None = None, loader: str = "device", channels_last: bool = False, workers: int = 0,
+                 model: nn.Module | None = None, n_images: int | None = None):
         if attention not in ("sdpa", "explicit") or loader not in ("device", "dataloader"):
             raise ValueError(f"attention must be 'sdpa' or 'explicit' (got {attention!r}), "
                              f"loader 'device' or 'dataloader' (got {loader!r})")
@@ -120,6 +120,9 @@ class TrainingStep:
         self.model.to(memory_format=self.memory_format)
         self.net = torch.compile(self.model) if train_cfg.compile else self.model
         self.opt = make_optimizer(self.model, train_cfg, fused=fused)
+        if foreach is not None:                           # AdamW reads it per group at every step
+            for group in self.opt.param_groups:
+                group["foreach"] = foreach
         self.dtype = autocast_dtype(train_cfg.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=train_cfg.label_smoothing)
@@ -161,6 +164,18 @@ class TrainingStep:
         return loss
 
 
+def adamw_kind(opt: torch.optim.Optimizer) -> str:
+    """Which implementation an AdamW step runs: "fused" (one kernel for the whole update), "foreach" (a few
+    operations over lists of tensors) or "for-loop" (several operations per parameter tensor: torch's
+    default on a CPU when neither is asked for)."""
+    group = opt.param_groups[0]
+    if group.get("fused"):
+        return "fused"
+    if group.get("foreach") or (group.get("foreach") is None and next(iter(group["params"])).is_cuda):
+        return "foreach"
+    return "for-loop"
+
+
 @dataclass
 class StepTimes:
     """One measured setting: per-phase times of a training step (median over the timed steps, in ms)."""
@@ -192,33 +207,46 @@ class StepTimes:
                 "images/s": self.images_per_s, **{f"{k} ms": v for k, v in self.parts_ms.items()}}
 
 
-def time_step(step: TrainingStep, steps: int = 5, warmup: int = 1, label: str = "") -> StepTimes:
-    """Run `warmup` + `steps` training steps, reading a synchronized clock after each phase."""
+def _timed(step: TrainingStep) -> dict:
+    """One training step, reading a synchronized clock before the first phase and after each: {phase: ms}."""
+    synchronize(step.device)
+    t = [time.perf_counter()]
+    x, y = step.data()
+    synchronize(step.device)
+    t.append(time.perf_counter())
+    loss = step.forward(x, y)
+    synchronize(step.device)
+    t.append(time.perf_counter())
+    step.backward(loss)
+    synchronize(step.device)
+    t.append(time.perf_counter())
+    step.optimizer()
+    synchronize(step.device)
+    t.append(time.perf_counter())
+    return {p: 1e3 * (b - a) for p, a, b in zip(PHASES, t, t[1:])}
+
+
+def time_steps(settings: dict, steps: int = 5, warmup: int = 1) -> dict:
+    """Time several `TrainingStep`s side by side ({label: step} -> {label: StepTimes}): each round runs one
+    step of every setting in turn, so that a change in the machine's load falls on all of them alike.
+    The first `warmup` rounds are not counted; each phase keeps its median over the `steps` timed rounds."""
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
-    records, first = [], 0.0
+    records, first = {k: [] for k in settings}, {}
     for i in range(warmup + steps):
-        synchronize(step.device)
-        t = [time.perf_counter()]
-        x, y = step.data()
-        synchronize(step.device)
-        t.append(time.perf_counter())
-        loss = step.forward(x, y)
-        synchronize(step.device)
-        t.append(time.perf_counter())
-        step.backward(loss)
-        synchronize(step.device)
-        t.append(time.perf_counter())
-        step.optimizer()
-        synchronize(step.device)
-        t.append(time.perf_counter())
-        ms = {p: 1e3 * (b - a) for p, a, b in zip(PHASES, t, t[1:])}
-        if i == 0:
-            first = sum(ms.values())
-        if i >= warmup:
-            records.append(ms)
-    parts = {p: statistics.median(r[p] for r in records) for p in PHASES}
-    return StepTimes(label, device_name(step.device), step.batch_size, parts, first, records)
+        for label, step in settings.items():
+            ms = _timed(step)
+            first.setdefault(label, sum(ms.values()))
+            if i >= warmup:
+                records[label].append(ms)
+    return {label: StepTimes(label, device_name(step.device), step.batch_size,
+                             {p: statistics.median(r[p] for r in records[label]) for p in PHASES},
+                             first[label], records[label]) for label, step in settings.items()}
+
+
+def time_step(step: TrainingStep, steps: int = 5, warmup: int = 1, label: str = "") -> StepTimes:
+    """Run `warmup` + `steps` training steps of one setting, reading a synchronized clock after each phase."""
+    return time_steps({label: step}, steps, warmup)[label]
 
 
 @contextlib.contextmanager
@@ -311,13 +339,13 @@ def levers(batch_size: int, device: torch.device | str, compile: bool = False) -
     """The settings the chapter measures, as (lever, label, overrides): each changes one thing of the
     baseline (float32, SDPA, AdamW as the package builds it, the device loader, batch `batch_size`, eager)."""
     device = torch.device(device)
-    fused_default = device.type == "cuda"             # `make_optimizer`'s default
     rows = [("baseline", f"baseline (fp32, batch {batch_size})", {}),
             ("batch size", f"batch {batch_size // 2}", dict(batch_size=batch_size // 2)),
             ("batch size", f"batch {batch_size * 2}", dict(batch_size=batch_size * 2))]
     rows += [("precision", f"{p} autocast", dict(precision=p)) for p in fast_precisions(device) if p != "fp32"]
     rows += [("attention", "explicit attention", dict(attention="explicit")),
-             ("optimizer", "foreach AdamW" if fused_default else "fused AdamW", dict(fused=not fused_default)),
+             *((("optimizer", "foreach AdamW", dict(fused=False)),) if device.type == "cuda" else   # default: fused
+               (("optimizer", "foreach AdamW", dict(foreach=True)), ("optimizer", "fused AdamW", dict(fused=True)))),
              ("loader", "DataLoader, per image", dict(loader="dataloader")),
              ("memory format", "channels_last", dict(channels_last=True))]
     if compile:
@@ -329,33 +357,29 @@ def levers(batch_size: int, device: torch.device | str, compile: bool = False) -
 
 def measure_levers(model_cfg: ViTConfig, train_cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
                    device: torch.device | str, batch_size: int, steps: int = 3, warmup: int = 1,
-                   compile: bool = False, workers: int | None = None, baseline: StepTimes | None = None,
-                   progress=print) -> list[StepTimes]:
-    """Time the baseline and each of `levers(...)`: one `StepTimes` per setting, `.lever` and `.overrides`
-    saying what it changed. `baseline`: an earlier `time_step` of the baseline, reused instead of measured.
+                   compile: bool = False, workers: int | None = None, progress=print) -> list[StepTimes]:
+    """Time the baseline and each of `levers(...)` side by side (`time_steps`): one `StepTimes` per setting,
+    `.lever` and `.overrides` saying what it changed.
 
     `train_cfg` gives the augmentation and the optimizer; precision is float32 and compile off unless a
     lever says otherwise. `workers`: the DataLoader's processes (default: 0 on a CPU, which has no cores
-    to spare, up to 4 with a GPU). `progress(line)` is called after each setting (None: silent).
+    to spare, up to 4 with a GPU). `progress(line)` is called once per setting at the end (None: silent).
     """
     device = torch.device(device)
     workers = workers if workers is not None else 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
     base = with_overrides(train_cfg, batch_size=batch_size, precision="fp32", compile=False)
-    out = []
+    settings, what = {}, {}
     for lever, label, over in levers(batch_size, device, compile):
-        if lever == "baseline" and baseline is not None:
-            t = baseline
-        else:
-            cfg_over = {k: v for k, v in over.items() if k in ("batch_size", "precision", "compile")}
-            kw = {k: v for k, v in over.items() if k not in cfg_over}
-            step = TrainingStep(model_cfg, with_overrides(base, **cfg_over), images, labels, device,
-                                workers=workers, **kw)
-            t = time_step(step, steps, warmup, label)
-            del step
-        t.label, t.lever, t.overrides = label, lever, over
-        out.append(t)
+        cfg_over = {k: v for k, v in over.items() if k in ("batch_size", "precision", "compile")}
+        kw = {k: v for k, v in over.items() if k not in cfg_over}
+        settings[label] = TrainingStep(model_cfg, with_overrides(base, **cfg_over), images, labels, device,
+                                       workers=workers, **kw)
+        what[label] = (lever, over)
+    out = list(time_steps(settings, steps, warmup).values())
+    for t in out:
+        t.lever, t.overrides = what[t.label]
         if progress:
-            progress(f"{label:28s} {t.step_ms:9.1f} ms/step {t.images_per_s:9.1f} images/s"
+            progress(f"{t.label:28s} {t.step_ms:9.1f} ms/step {t.images_per_s:9.1f} images/s"
                      f"   (first step {t.first_step_ms / 1e3:.1f} s)")
     return out
 
@@ -399,6 +423,6 @@ def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], s
     return rows, readme.read_text() if readme.exists() else ""
 
 
-__all__ = ["PHASES", "DTYPES", "PLANS", "lever_table", "TrainingStep", "StepTimes", "time_step", "top_operators", "matmul_peak",
-           "train_flops", "mfu", "study_breakdown", "levers", "measure_levers", "synchronize", "fast_precisions",
+__all__ = ["PHASES", "DTYPES", "PLANS", "lever_table", "adamw_kind", "TrainingStep", "StepTimes", "time_step", "top_operators", "matmul_peak",
+           "train_flops", "mfu", "study_breakdown", "levers", "measure_levers", "time_steps", "synchronize", "fast_precisions",
            "load_records"]
