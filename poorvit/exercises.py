@@ -218,66 +218,6 @@ def _check_cls_collapse(fn) -> str:
     return "your collapse measure matches model.off_diagonal_mean(model.cosine_matrix(tokens).mean(0))"
 
 
-# ---- chapter 10, putting it together ("together/...") -----------------------------------------------
-
-@exercise("together/row", hint='a Row names only what the study changes: Row("low-rank v", model=dict(lowrank="v")); '
-                                "leave the bottleneck's width to the baseline and to sweep.translate.")
-def _check_together_row(row) -> str:
-    """row: a `sweep.Row` for "the values alone through the rank-64 bottleneck"."""
-    from .sweep import Row, baseline_configs, config_diff, translate
-    from .config import with_overrides
-
-    if not isinstance(row, Row):
-        raise ExerciseError(f"expected a poorvit.sweep.Row, got {type(row).__name__}")
-    if row.train or row.model != {"lowrank": "v"}:
-        raise ExerciseError(f"expected model={{'lowrank': 'v'}} and no training change, got model={row.model}, "
-                            f"train={row.train}")
-    for scale in ("paper", "smoke"):
-        base = baseline_configs(scale)
-        m, t = translate(row, *base)
-        diff = config_diff(base, (with_overrides(base[0], **m), with_overrides(base[1], **t)))
-        if "lowrank" not in diff:
-            raise ExerciseError(f"at the {scale} scale the row changes {sorted(diff)}, not lowrank")
-    return "the row changes exactly `lowrank`, and translates onto the smoke model (its bottleneck scaled with the width)"
-
-
-@exercise("together/mean-std", hint="mean = sum / n; the sample standard deviation divides the squared deviations "
-                                     "by n - 1 (statistics.stdev); with one value there is no spread to estimate: None.")
-def _check_together_mean_std(fn) -> str:
-    """fn(values) -> (mean, std): std the sample standard deviation, None for a single value."""
-    from .report import mean_std
-
-    g = torch.Generator().manual_seed(10)
-    for n in (1, 2, 3, 5):
-        values = (90 + 4 * torch.rand(n, generator=g, dtype=torch.float64)).tolist()
-        (m_want, s_want), (m_got, s_got) = mean_std(values), fn(values)
-        if abs(m_got - m_want) > 1e-9:
-            raise ExerciseError(f"for {n} values {[round(v, 3) for v in values]} expected mean {m_want:.4f}, got {m_got}")
-        if s_want is None:
-            if s_got is not None:
-                raise ExerciseError(f"for a single value expected std None (no spread to estimate), got {s_got}")
-        elif s_got is None or abs(s_got - s_want) > 1e-9:
-            raise ExerciseError(f"for {n} values expected std {s_want:.4f} (divide by n - 1), got {s_got}")
-    return "mean ± std as poorvit.report computes it over seeds"
-
-
-@exercise("together/kv-heads", hint="1 stays 1 (MQA); as many as the study's heads stays n_head (MHA); otherwise "
-                                     "among the divisors d of n_head with 1 < d < n_head pick the d whose d / n_head is "
-                                     "nearest n_kv_head / paper_heads (the smaller d on a tie); no such d: all divisors.")
-def _check_together_kv_heads(fn) -> str:
-    """fn(n_kv_head, paper_heads, n_head) -> key/value heads for a model with n_head query heads."""
-    from .sweep import kv_heads_like
-
-    for paper_heads in (12, 8):
-        for n_kv in [d for d in range(1, paper_heads + 1) if paper_heads % d == 0]:
-            for n_head in (1, 2, 3, 4, 6, 8, 12, 16):
-                want, got = kv_heads_like(n_kv, paper_heads, n_head), fn(n_kv, paper_heads, n_head)
-                if got != want:
-                    raise ExerciseError(f"for n_kv_head={n_kv} of {paper_heads} heads on a model with n_head={n_head} "
-                                        f"expected {want} key/value heads, got {got}")
-    return "your translation keeps MHA, GQA and MQA rows what they are on any number of heads"
-
-
 # ---- chapter 1, images to tokens ("tokens/...") --------------------------------------------------------
 
 @exercise("tokens/patchify", hint="view (B, C, H, W) as (B, C, H/p, p, W/p, p), permute to (B, H/p, W/p, C, p, p), "
@@ -423,6 +363,121 @@ def _check_confident_mistakes(fn) -> str:
         if got.tolist() != want.tolist():
             raise ExerciseError(f"expected indices {want.tolist()}, got {got.tolist()}")
     return "your mistakes are the ones poorvit.predict.confident_mistakes finds, in the same order"
+
+
+# ---- chapter 10, putting it together ("together/...") -----------------------------------------------
+
+@exercise("together/row", hint='a Row names only what the study changes: Row("low-rank v", model=dict(lowrank="v")); '
+                                "leave the bottleneck's width to the baseline and to sweep.translate.")
+def _check_together_row(row) -> str:
+    """row: a `sweep.Row` for "the values alone through the rank-64 bottleneck"."""
+    from .sweep import Row, baseline_configs, config_diff, translate
+    from .config import with_overrides
+
+    if not isinstance(row, Row):
+        raise ExerciseError(f"expected a poorvit.sweep.Row, got {type(row).__name__}")
+    if row.train or row.model != {"lowrank": "v"}:
+        raise ExerciseError(f"expected model={{'lowrank': 'v'}} and no training change, got model={row.model}, "
+                            f"train={row.train}")
+    for scale in ("paper", "smoke"):
+        base = baseline_configs(scale)
+        m, t = translate(row, *base)
+        diff = config_diff(base, (with_overrides(base[0], **m), with_overrides(base[1], **t)))
+        if "lowrank" not in diff:
+            raise ExerciseError(f"at the {scale} scale the row changes {sorted(diff)}, not lowrank")
+    return "the row changes exactly `lowrank`, and translates onto the smoke model (its bottleneck scaled with the width)"
+
+
+@exercise("together/mean-std", hint="mean = sum / n; the sample standard deviation divides the squared deviations "
+                                     "by n - 1 (statistics.stdev); with one value there is no spread to estimate: None.")
+def _check_together_mean_std(fn) -> str:
+    """fn(values) -> (mean, std): std the sample standard deviation, None for a single value."""
+    from .report import mean_std
+
+    g = torch.Generator().manual_seed(10)
+    for n in (1, 2, 3, 5):
+        values = (90 + 4 * torch.rand(n, generator=g, dtype=torch.float64)).tolist()
+        (m_want, s_want), (m_got, s_got) = mean_std(values), fn(values)
+        if abs(m_got - m_want) > 1e-9:
+            raise ExerciseError(f"for {n} values {[round(v, 3) for v in values]} expected mean {m_want:.4f}, got {m_got}")
+        if s_want is None:
+            if s_got is not None:
+                raise ExerciseError(f"for a single value expected std None (no spread to estimate), got {s_got}")
+        elif s_got is None or abs(s_got - s_want) > 1e-9:
+            raise ExerciseError(f"for {n} values expected std {s_want:.4f} (divide by n - 1), got {s_got}")
+    return "mean ± std as poorvit.report computes it over seeds"
+
+
+@exercise("together/kv-heads", hint="1 stays 1 (MQA); as many as the study's heads stays n_head (MHA); otherwise "
+                                     "among the divisors d of n_head with 1 < d < n_head pick the d whose d / n_head is "
+                                     "nearest n_kv_head / paper_heads (the smaller d on a tie); no such d: all divisors.")
+def _check_together_kv_heads(fn) -> str:
+    """fn(n_kv_head, paper_heads, n_head) -> key/value heads for a model with n_head query heads."""
+    from .sweep import kv_heads_like
+
+    for paper_heads in (12, 8):
+        for n_kv in [d for d in range(1, paper_heads + 1) if paper_heads % d == 0]:
+            for n_head in (1, 2, 3, 4, 6, 8, 12, 16):
+                want, got = kv_heads_like(n_kv, paper_heads, n_head), fn(n_kv, paper_heads, n_head)
+                if got != want:
+                    raise ExerciseError(f"for n_kv_head={n_kv} of {paper_heads} heads on a model with n_head={n_head} "
+                                        f"expected {want} key/value heads, got {got}")
+    return "your translation keeps MHA, GQA and MQA rows what they are on any number of heads"
+
+
+# ---- chapter 6, attention variants ("variants/...") -------------------------------------------------------
+
+@exercise("variants/repeat_kv", hint="query head h reads key/value head h // n_rep: each KV head appears n_rep "
+                                     "times in a row (torch.repeat_interleave along dim 1), not the whole stack "
+                                     "n_rep times over (that is .repeat).")
+def _check_variants_repeat_kv(fn) -> str:
+    """fn(k (B, H_kv, N, d), n_rep) -> (B, H_kv * n_rep, N, d), head h a copy of KV head h // n_rep."""
+    g = torch.Generator().manual_seed(6)
+    for h_kv, n_rep in ((1, 4), (2, 3), (3, 2), (4, 1)):
+        k = torch.randn(2, h_kv, 5, 3, generator=g)
+        want = k.repeat_interleave(n_rep, dim=1)
+        got = fn(k, n_rep)
+        if torch.is_tensor(got) and got.shape == want.shape and h_kv > 1 and n_rep > 1 \
+                and torch.equal(got, k.repeat(1, n_rep, 1, 1)):
+            raise ExerciseError(f"with {h_kv} KV heads and n_rep={n_rep} your heads come in the order "
+                                f"{[h % h_kv for h in range(h_kv * n_rep)]}; each group of query heads must read "
+                                f"one KV head: {[h // n_rep for h in range(h_kv * n_rep)]}")
+        expect_close(got, want, f"repeat_kv(k with {h_kv} KV heads, n_rep={n_rep})")
+    return "every query head reads the key/value head of its group, as F.scaled_dot_product_attention(enable_gqa=True) does"
+
+
+@exercise("variants/absorb_qk", hint="(W_uq c_q) . (W_uk c_kv) = c_q^T W_uq^T W_uk c_kv: the matrix between the two "
+                                     "latents is W_uq.T @ W_uk, of shape (q_rank, kv_rank).")
+def _check_variants_absorb_qk(fn) -> str:
+    """fn(W_uq (d, q_rank), W_uk (d, kv_rank)) -> M (q_rank, kv_rank) with c_q^T M c_kv = (W_uq c_q) . (W_uk c_kv)."""
+    g = torch.Generator().manual_seed(6)
+    d, r_q, r_kv = 16, 12, 8
+    W_uq, W_uk = torch.randn(d, r_q, generator=g), torch.randn(d, r_kv, generator=g)
+    c_q, c_kv = torch.randn(7, r_q, generator=g), torch.randn(9, r_kv, generator=g)
+    M = fn(W_uq, W_uk)
+    if not torch.is_tensor(M) or M.shape != (r_q, r_kv):
+        raise ExerciseError(f"expected a ({r_q}, {r_kv}) tensor for q_rank={r_q}, kv_rank={r_kv}, got "
+                            f"{tuple(M.shape) if torch.is_tensor(M) else type(M).__name__}")
+    expect_close(c_q @ M @ c_kv.T, (c_q @ W_uq.T) @ (c_kv @ W_uk.T).T, "scores c_q^T M c_kv vs q . k", atol=1e-3)
+    return f"scores straight from the latents: {r_q} x {r_kv} numbers per head instead of two up-projections"
+
+
+@exercise("variants/kv_cache", hint="without MLA a decoder caches a key and a value for every KV head of every "
+                                    "block: 2 * n_kv_head * head_dim per block (cfg.kv_heads covers n_kv_head=None); "
+                                    "with MLA (kv_rank > 0) only the shared latent: kv_rank per block.")
+def _check_variants_kv_cache(fn) -> str:
+    """fn(cfg) -> values a decoder would cache per token, over all blocks."""
+    from .config import get_config
+    from .variants import kv_cache_floats
+
+    for over in ({}, {"n_kv_head": 4}, {"n_kv_head": 1}, {"q_rank": 96, "kv_rank": 64}, {"kv_rank": 32, "n_kv_head": 4}):
+        cfg = get_config("paper", **over)
+        want, got = kv_cache_floats(cfg), fn(cfg)
+        if got != want:
+            kind = cfg.attention_kind + (f" with kv_rank={cfg.kv_rank}" if cfg.kv_rank else "")
+            raise ExerciseError(f"for the paper preset with {over or 'no overrides'} ({kind}) expected {want:,} "
+                                f"values per token, got {got}")
+    return "MHA, GQA, MQA and MLA caches per token, from the config alone"
 
 
 # ---- chapter 9, profiling a training step ("profiling/...") ---------------------------------------------

@@ -112,6 +112,40 @@ def attention_explorer(images, maps, n_cls: int = 1) -> W.Widget:
 __all__ += ["patch_explorer", "attention_explorer"]
 
 
+# ---- chapter 6, attention variants ------------------------------------------------------------------------
+
+def attention_variant_explorer(cfg) -> W.Widget:
+    """Heads, key/value heads and latent ranks of `cfg`'s attention -> `viz.attention_budget`: who reads
+    which keys and values, and one block's parameters and FLOPs beside MHA at the same width. A rank of 0
+    turns that latent off; a combination `ViTConfig` rejects is shown with its error message."""
+    import matplotlib.pyplot as plt
+
+    from .config import with_overrides
+    from .viz import attention_budget
+
+    C = cfg.n_embd
+    heads = [h for h in range(1, C + 1) if C % h == 0 and C // h >= 4]
+
+    def draw(n_head, n_kv_head, q_rank, kv_rank):
+        try:
+            c = with_overrides(cfg, n_head=n_head, n_kv_head=n_kv_head, q_rank=q_rank, kv_rank=kv_rank, lowrank="")
+        except ValueError as err:
+            print(err)
+            return
+        attention_budget(c)
+        plt.show()
+
+    step = max(1, C // 24)
+    return explorer(draw, n_head=W.Dropdown(options=heads, value=cfg.n_head, description="n_head"),
+                    n_kv_head=W.Dropdown(options=list(range(1, max(heads) + 1)), value=cfg.kv_heads,
+                                         description="n_kv_head"),
+                    q_rank=W.IntSlider(value=0, min=0, max=C - 1, step=step, description="q_rank"),
+                    kv_rank=W.IntSlider(value=0, min=0, max=C - 1, step=step, description="kv_rank"))
+
+
+__all__ += ["attention_variant_explorer"]
+
+
 # ---- chapter 9, profiling a training step ----------------------------------------------------------------
 
 def lever_explorer(times: list, per_image: bool = True) -> W.Widget:
