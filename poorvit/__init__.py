@@ -10,3 +10,8 @@ from .attention import Attention, explicit_attention
 from .config import (PRESETS, SCALES, TrainConfig, ViTConfig, default_scale, get_config, get_train_config,
                      scale_model)
 from .model import ViT, count_params, flops_per_image, model_report
+from .course import setup
+
+__all__ = ["Attention", "explicit_attention", "PRESETS", "SCALES", "TrainConfig", "ViTConfig", "default_scale",
+           "get_config", "get_train_config", "scale_model", "ViT", "count_params", "flops_per_image", "model_report",
+           "setup", "__version__"]

@@ -7,9 +7,11 @@ device, and the numbers; run it on an otherwise idle machine.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
+from pathlib import Path
 
 import torch
 
@@ -268,6 +270,11 @@ def cpu_recipe_bench(args) -> dict:
         print(f"cpu-recipe: seed {seed}, {train_cfg.minutes:g} minutes on {device_name(device)}; {_load()} before")
         with tempfile.TemporaryDirectory() as out:
             run_ = train(model_cfg, train_cfg, data, out=out, cache=False, device=device)
+        if args.save:                                           # the run record (JSON, no weights) for results/
+            Path(args.save).mkdir(parents=True, exist_ok=True)
+            name = f"cpu-{train_cfg.minutes:g}min-s{seed}-{(run_.record.get('commit') or 'nogit')[:12]}.json"
+            (Path(args.save) / name).write_text(json.dumps(run_.record, indent=1) + "\n")
+            print(f"cpu-recipe: record written to {Path(args.save) / name}")
         accs.append(run_.final_acc)
         secs.append(run_.record["seconds"])
         print(f"cpu-recipe: seed {seed}: test acc {100 * run_.final_acc:.2f} %  wall {run_.record['seconds']:.0f} s  "
@@ -276,6 +283,67 @@ def cpu_recipe_bench(args) -> dict:
     print(f"cpu-recipe: {len(seeds)} seed(s): test acc {100 * statistics.mean(accs):.2f} ± {100 * sd:.2f} % "
           f"(mean ± std), wall {max(secs):.0f} s at most, {data.label}")
     return {"acc": accs, "seconds": secs, "mean": statistics.mean(accs), "std": sd}
+
+
+# Each lever changes one thing of the CPU recipe: (name, model overrides, training overrides).
+CPU_LEVERS = [
+    ("the recipe", {}, {}),
+    ("narrower: 96 wide, 3 heads", dict(n_embd=96, n_head=3), {}),
+    ("shallower: 4 blocks", dict(n_layer=4), {}),
+    ("fewer tokens: patch_drop 0.5", dict(patch_drop=0.5), {}),
+    ("larger batch: 128", {}, dict(batch_size=128)),
+    ("lower lr: 1e-3", {}, dict(lr=1e-3)),
+    ("Lion (lr 3e-4, wd 0.5)", {}, dict(optimizer="lion", lr=3e-4, weight_decay=0.5)),
+    ("no label smoothing", {}, dict(label_smoothing=0.0)),
+    ("no whitening init", {}, dict(whiten="off")),
+    ("no augmentation (no crop, no flip)", {}, dict(crop_pad=0, flip=False)),
+    ("bfloat16 autocast", {}, dict(precision="bf16")),
+]
+
+
+@bench("cpu-levers")
+def cpu_levers_bench(args) -> dict:
+    """Each lever of the CPU recipe (`CPU_LEVERS`: one change each) trained from scratch with the same seed on
+    the same wall-clock budget (`--minutes`, default 2), one after the other: the full-test accuracy, steps and
+    epochs each reached. `--save FILE.json` keeps the table with its machine, load and commit. Not part of `all`."""
+    import tempfile
+
+    from .config import get_config, get_train_config
+    from .data import load_cifar10
+    from .runs import device_name, git_commit
+    from .train import train
+    if args.what == "all":
+        print("cpu-levers: skipped by `all` (minutes per lever); run `python -m poorvit bench cpu-levers`")
+        return {}
+    device = torch.device(args.device or "cpu")
+    minutes = args.minutes or 2.0
+    seed = int(args.seeds.split(",")[0])
+    data = load_cifar10()
+    only = set(args.levers.split(",")) if args.levers else None
+    rows = []
+    for i, (name, model_over, train_over) in enumerate(CPU_LEVERS):
+        if only is not None and str(i) not in only:
+            continue
+        model_cfg = get_config("cpu", **model_over)
+        train_cfg = get_train_config("cpu", seed=seed, minutes=minutes, **train_over)
+        before = _load()
+        with tempfile.TemporaryDirectory() as out:
+            run_ = train(model_cfg, train_cfg, data, out=out, cache=False, device=device, progress=None)
+        rec = run_.record
+        rows.append({"lever": name, "changes": ", ".join(f"{k}={v}" for k, v in {**model_over, **train_over}.items()) or "-",
+                     "test acc %": round(100 * run_.final_acc, 2), "steps": rec["steps"],
+                     "epochs": round(rec["steps"] * train_cfg.batch_size / len(data.train_y), 2),
+                     "params": rec["params"], "wall s": round(rec["seconds"], 1), "load before": before.split()[-3]})
+        print(f"cpu-levers: {name:40s} test acc {100 * run_.final_acc:6.2f} %  {rec['steps']:6d} steps  "
+              f"{rows[-1]['epochs']:5.2f} epochs  {rec['seconds']:4.0f} s; {before}", flush=True)
+    out = {"benchmark": f"python -m poorvit bench cpu-levers --minutes {minutes:g} --seeds {seed}",
+           "minutes": minutes, "seed": seed, "device_name": device_name(device), "threads": torch.get_num_threads(),
+           "dataset": data.label, "commit": git_commit(), "torch": torch.__version__, "rows": rows}
+    if args.save:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.save).write_text(json.dumps(out, indent=1) + "\n")
+        print(f"cpu-levers: table written to {args.save}")
+    return out
 
 
 def add_parser(sub) -> None:
@@ -290,6 +358,9 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=256, help="step, compile: images per training step")
     p.add_argument("--steps", type=int, default=3, help="step, compile: training steps per timed pass")
     p.add_argument("--minutes", type=float, default=None, help="cpu-recipe: the wall-clock budget (default: the recipe's)")
+    p.add_argument("--save", default=None, help="cpu-recipe: a folder for each run's record (e.g. results/cpu); "
+                   "cpu-levers: a JSON file for the table (e.g. results/cpu/levers.json)")
+    p.add_argument("--levers", default=None, help="cpu-levers: comma-separated indices of CPU_LEVERS to run (default: all)")
     p.add_argument("--seeds", default="0", help="cpu-recipe: comma-separated seeds, one run each (e.g. 0,1,2)")
     p.set_defaults(func=run)
 
