@@ -2,7 +2,8 @@
 
 The package behind the course *Powerful design of small Vision Transformers on CIFAR-10*, after
 Wu, *Powerful Design of Small Vision Transformer on CIFAR10* (arXiv 2501.06220). One module per concept:
-config, tokens, attention, model, init, data, augment, optim, train, profile, viz, widgets, exercises.
+config, tokens, attention, model, init, data, augment, optim, train, profile, viz, widgets, exercises;
+the plots live in viz_* and the exercise checks in checks_* modules, reached through viz and exercises.
 """
 __version__ = "0.1.0"
 

@@ -57,7 +57,7 @@ def test_each_exercise_is_a_statement_a_solution_cell_and_a_check_cell(path):
 
 def test_every_exercise_has_a_registered_check_and_every_check_is_used():
     used = {ex.name: path.name for path in CHAPTERS for ex in _exercises(path)}
-    assert sorted(set(used) - set(CHECKS)) == [], "exercises in notebooks without @exercise check in poorvit/exercises.py"
+    assert sorted(set(used) - set(CHECKS)) == [], "exercises in notebooks without an @exercise check in poorvit (checks_*.py)"
     unused = sorted(set(CHECKS) - set(used))
     slugs = {name.split("/")[0] for name in used}
     assert [n for n in unused if n.split("/")[0] in slugs] == [], "checks no notebook uses"
