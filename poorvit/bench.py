@@ -336,8 +336,10 @@ def cpu_levers_bench(args) -> dict:
                      "params": rec["params"], "wall s": round(rec["seconds"], 1), "load before": before.split()[-3]})
         print(f"cpu-levers: {name:40s} test acc {100 * run_.final_acc:6.2f} %  {rec['steps']:6d} steps  "
               f"{rows[-1]['epochs']:5.2f} epochs  {rec['seconds']:4.0f} s; {before}", flush=True)
+    from dataclasses import asdict
     out = {"benchmark": f"python -m poorvit bench cpu-levers --minutes {minutes:g} --seeds {seed}",
-           "minutes": minutes, "seed": seed, "device_name": device_name(device), "threads": torch.get_num_threads(),
+           "minutes": minutes, "seed": seed, "model": asdict(get_config("cpu")),
+           "train": asdict(get_train_config("cpu", seed=seed, minutes=minutes)), "device_name": device_name(device), "threads": torch.get_num_threads(),
            "dataset": data.label, "commit": git_commit(), "torch": torch.__version__, "rows": rows}
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
