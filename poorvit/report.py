@@ -46,6 +46,18 @@ def identify(record: dict) -> tuple[str, str | None]:
     return "unnamed", None
 
 
+def _differences(record: dict) -> str:
+    """What an unnamed record changes in its scale's baseline ("n_embd=128, lr=0.001"), "" if unknown."""
+    try:
+        m, t = baseline_configs(record.get("scale"), record.get("seed", 0))
+    except (ValueError, KeyError, TypeError):
+        return ""
+    base = {**asdict(m), **asdict(t)}
+    mine = {**(record.get("config") or {}), **(record.get("train") or {})}
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in mine.items() if k in base and base[k] != v)
+
+
 def mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (n - 1 in the denominator) over seeds; std None for one value."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
@@ -71,7 +83,7 @@ def summarize(records: list[dict]) -> list[dict]:
         devices = sorted({r.get("device_name") or r.get("device") or "?" for r in recs})
         row = ROWS.get(name)
         out.append({
-            "row": name, "change": row.change() if row else "", "scale": scale, "dataset": dataset,
+            "row": name, "change": row.change() if row else _differences(recs[0]), "scale": scale, "dataset": dataset,
             "device": ", ".join(devices), "n": len(recs), "seeds": sorted(r.get("seed", 0) for r in recs),
             "mean": mean, "std": std, "seconds": statistics.fmean(_seconds(r) for r in recs),
             "params": recs[0].get("params"), "family": family,
