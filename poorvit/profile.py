@@ -401,7 +401,8 @@ def lever_table(times: list[StepTimes], model_cfg: ViTConfig, peaks: dict) -> li
 
 def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], str]:
     """Measured records in a results folder (default: the repository's `results/cpu/`, if this package
-    runs from a clone): every JSON file flattened into rows, and the folder's README text ("" if none).
+    runs from a clone): every JSON file flattened into rows (a run record becomes one row: its accuracy,
+    steps, epochs and wall time), and the folder's README text ("" if none).
     Returns ([], "") when the folder does not exist, e.g. on Colab, where only the package is installed."""
     import json
     folder = Path(folder) if folder else Path(__file__).resolve().parents[1] / "results" / "cpu"
@@ -413,6 +414,13 @@ def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], s
             obj = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
+        if isinstance(obj, dict) and obj.get("complete") and "final_acc" in obj:     # a run record: one row
+            train, model = obj.get("train", {}), obj.get("config", {})
+            obj = {"lever": f"a run: {model.get('n_embd')} wide, {model.get('n_layer')} blocks, lr {train.get('lr', 0):g}, "
+                            f"batch {train.get('batch_size')}; {train.get('minutes', 0):g} minutes, seed {obj.get('seed')}",
+                   "test acc %": round(100 * obj["final_acc"], 2), "steps": obj.get("steps"),
+                   "epochs": round(obj.get("steps", 0) * train.get("batch_size", 0) / 50_000, 2),
+                   "params": obj.get("params"), "wall s": round(obj.get("seconds", 0), 1)}
         items = obj if isinstance(obj, list) else obj.get("rows", [obj]) if isinstance(obj, dict) else []
         for item in items:
             if isinstance(item, dict):                       # scalars as they are, short lists joined
