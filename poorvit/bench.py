@@ -288,8 +288,9 @@ def cpu_recipe_bench(args) -> dict:
 # Each lever changes one thing of the CPU recipe: (name, model overrides, training overrides).
 CPU_LEVERS = [
     ("the recipe", {}, {}),
-    ("narrower: 96 wide, 3 heads", dict(n_embd=96, n_head=3), {}),
-    ("shallower: 4 blocks", dict(n_layer=4), {}),
+    ("the recipe, another seed (the noise)", {}, dict(seed=1)),
+    ("wider: 128 wide, 4 heads", dict(n_embd=128, n_head=4), {}),
+    ("deeper: 6 blocks", dict(n_layer=6), {}),
     ("fewer tokens: patch_drop 0.5", dict(patch_drop=0.5), {}),
     ("larger batch: 128", {}, dict(batch_size=128)),
     ("lower lr: 1e-3", {}, dict(lr=1e-3)),
@@ -298,6 +299,9 @@ CPU_LEVERS = [
     ("no whitening init", {}, dict(whiten="off")),
     ("no augmentation (no crop, no flip)", {}, dict(crop_pad=0, flip=False)),
     ("bfloat16 autocast", {}, dict(precision="bf16")),
+    ("fewer tokens: patch 8", dict(patch_size=8), {}),
+    ("torch.compile", {}, dict(compile=True)),
+    ("one thread instead of all cores", {}, dict(threads=1)),
 ]
 
 
@@ -324,11 +328,25 @@ def cpu_levers_bench(args) -> dict:
     for i, (name, model_over, train_over) in enumerate(CPU_LEVERS):
         if only is not None and str(i) not in only:
             continue
+        train_over = dict(train_over)
+        threads, all_threads = train_over.pop("threads", None), torch.get_num_threads()
         model_cfg = get_config("cpu", **model_over)
-        train_cfg = get_train_config("cpu", seed=seed, minutes=minutes, **train_over)
+        train_cfg = get_train_config("cpu", **{"seed": seed, "minutes": minutes, **train_over})
         before = _load()
-        with tempfile.TemporaryDirectory() as out:
-            run_ = train(model_cfg, train_cfg, data, out=out, cache=False, device=device, progress=None)
+        try:
+            if threads:
+                torch.set_num_threads(threads)
+            with tempfile.TemporaryDirectory() as out:
+                run_ = train(model_cfg, train_cfg, data, out=out, cache=False, device=device, progress=None)
+        except Exception as err:                  # one lever failing (e.g. no compiler for torch.compile) is a result
+            rows.append({"lever": name, "changes": ", ".join(f"{k}={v}" for k, v in {**model_over, **train_over}.items()),
+                         "error": f"{type(err).__name__}: {str(err)[:200]}"})
+            print(f"cpu-levers: {name:40s} failed: {rows[-1]['error']}", flush=True)
+            continue
+        finally:
+            torch.set_num_threads(all_threads)
+        if threads:
+            train_over["threads"] = threads
         rec = run_.record
         rows.append({"lever": name, "changes": ", ".join(f"{k}={v}" for k, v in {**model_over, **train_over}.items()) or "-",
                      "test acc %": round(100 * run_.final_acc, 2), "steps": rec["steps"],
