@@ -293,7 +293,7 @@ CPU_LEVERS = [
     ("deeper: 6 blocks", dict(n_layer=6), {}),
     ("fewer tokens: patch_drop 0.5", dict(patch_drop=0.5), {}),
     ("larger batch: 128", {}, dict(batch_size=128)),
-    ("lower lr: 1e-3", {}, dict(lr=1e-3)),
+    ("higher lr: 3e-3", {}, dict(lr=3e-3)),
     ("Lion (lr 3e-4, wd 0.5)", {}, dict(optimizer="lion", lr=3e-4, weight_decay=0.5)),
     ("no label smoothing", {}, dict(label_smoothing=0.0)),
     ("no whitening init", {}, dict(whiten="off")),
