@@ -7,7 +7,6 @@ device, and the numbers; run it on an otherwise idle machine.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -245,18 +244,25 @@ def compile_bench(args) -> dict:
 
 # ---- the CPU recipe: test accuracy after a wall-clock budget on this machine's cores ---------------------
 
+def _fresh_run(model_cfg, train_cfg, data, device, **kwargs):
+    """`train()` from scratch into a throwaway folder: never from the run cache, nothing left on disk."""
+    import tempfile
+
+    from .train import train
+    with tempfile.TemporaryDirectory() as out:
+        return train(model_cfg, train_cfg, data, out=out, cache=False, device=device, **kwargs)
+
+
 @bench("cpu-recipe")
 def cpu_recipe_bench(args) -> dict:
     """The CPU recipe (`python -m poorvit train --preset cpu`) from scratch, once per seed in `--seeds`, on its
     wall-clock budget (`--minutes`, default the recipe's 10): the full-test accuracy and the wall time of each
     run (model build, training, evaluation), then their mean and standard deviation. Not part of `all`."""
     import statistics
-    import tempfile
 
     from .config import get_config, get_train_config
     from .data import load_cifar10
-    from .runs import device_name
-    from .train import train
+    from .runs import device_name, write_json
     if args.what == "all":
         print("cpu-recipe: skipped by `all` (minutes per seed); run `python -m poorvit bench cpu-recipe`")
         return {}
@@ -268,13 +274,12 @@ def cpu_recipe_bench(args) -> dict:
     for seed in seeds:
         model_cfg, train_cfg = get_config("cpu"), get_train_config("cpu", seed=seed, **over)
         print(f"cpu-recipe: seed {seed}, {train_cfg.minutes:g} minutes on {device_name(device)}; {_load()} before")
-        with tempfile.TemporaryDirectory() as out:
-            run_ = train(model_cfg, train_cfg, data, out=out, cache=False, device=device)
+        run_ = _fresh_run(model_cfg, train_cfg, data, device)
         if args.save:                                           # the run record (JSON, no weights) for results/
             Path(args.save).mkdir(parents=True, exist_ok=True)
-            name = f"cpu-{train_cfg.minutes:g}min-s{seed}-{(run_.record.get('commit') or 'nogit')[:12]}.json"
-            (Path(args.save) / name).write_text(json.dumps(run_.record, indent=1) + "\n")
-            print(f"cpu-recipe: record written to {Path(args.save) / name}")
+            path = Path(args.save) / f"cpu-{train_cfg.minutes:g}min-s{seed}-{(run_.record.get('commit') or 'nogit')[:12]}.json"
+            write_json(run_.record, path)
+            print(f"cpu-recipe: record written to {path}")
         accs.append(run_.final_acc)
         secs.append(run_.record["seconds"])
         print(f"cpu-recipe: seed {seed}: test acc {100 * run_.final_acc:.2f} %  wall {run_.record['seconds']:.0f} s  "
@@ -310,12 +315,11 @@ def cpu_levers_bench(args) -> dict:
     """Each lever of the CPU recipe (`CPU_LEVERS`: one change each) trained from scratch with the same seed on
     the same wall-clock budget (`--minutes`, default 2), one after the other: the full-test accuracy, steps and
     epochs each reached. `--save FILE.json` keeps the table with its machine, load and commit. Not part of `all`."""
-    import tempfile
+    from dataclasses import asdict
 
     from .config import get_config, get_train_config
     from .data import load_cifar10
-    from .runs import device_name, git_commit
-    from .train import train
+    from .runs import device_name, git_commit, write_json
     if args.what == "all":
         print("cpu-levers: skipped by `all` (minutes per lever); run `python -m poorvit bench cpu-levers`")
         return {}
@@ -328,40 +332,36 @@ def cpu_levers_bench(args) -> dict:
     for i, (name, model_over, train_over) in enumerate(CPU_LEVERS):
         if only is not None and str(i) not in only:
             continue
+        changes = ", ".join(f"{k}={v}" for k, v in {**model_over, **train_over}.items()) or "-"
         train_over = dict(train_over)
-        threads, all_threads = train_over.pop("threads", None), torch.get_num_threads()
+        threads, all_threads = train_over.pop("threads", None), torch.get_num_threads()   # not a config field
         model_cfg = get_config("cpu", **model_over)
         train_cfg = get_train_config("cpu", **{"seed": seed, "minutes": minutes, **train_over})
         before = _load()
         try:
             if threads:
                 torch.set_num_threads(threads)
-            with tempfile.TemporaryDirectory() as out:
-                run_ = train(model_cfg, train_cfg, data, out=out, cache=False, device=device, progress=None)
+            run_ = _fresh_run(model_cfg, train_cfg, data, device, progress=None)
         except Exception as err:                  # one lever failing (e.g. no compiler for torch.compile) is a result
-            rows.append({"lever": name, "changes": ", ".join(f"{k}={v}" for k, v in {**model_over, **train_over}.items()),
-                         "error": f"{type(err).__name__}: {str(err)[:200]}"})
+            rows.append({"lever": name, "changes": changes, "error": f"{type(err).__name__}: {str(err)[:200]}"})
             print(f"cpu-levers: {name:40s} failed: {rows[-1]['error']}", flush=True)
             continue
         finally:
             torch.set_num_threads(all_threads)
-        if threads:
-            train_over["threads"] = threads
         rec = run_.record
-        rows.append({"lever": name, "changes": ", ".join(f"{k}={v}" for k, v in {**model_over, **train_over}.items()) or "-",
+        rows.append({"lever": name, "changes": changes,
                      "test acc %": round(100 * run_.final_acc, 2), "steps": rec["steps"],
                      "epochs": round(rec["steps"] * train_cfg.batch_size / len(data.train_y), 2),
                      "params": rec["params"], "wall s": round(rec["seconds"], 1), "load before": before.split()[-3]})
         print(f"cpu-levers: {name:40s} test acc {100 * run_.final_acc:6.2f} %  {rec['steps']:6d} steps  "
               f"{rows[-1]['epochs']:5.2f} epochs  {rec['seconds']:4.0f} s; {before}", flush=True)
-    from dataclasses import asdict
     out = {"benchmark": f"python -m poorvit bench cpu-levers --minutes {minutes:g} --seeds {seed}",
            "minutes": minutes, "seed": seed, "model": asdict(get_config("cpu")),
            "train": asdict(get_train_config("cpu", seed=seed, minutes=minutes)), "device_name": device_name(device), "threads": torch.get_num_threads(),
            "dataset": data.label, "commit": git_commit(), "torch": torch.__version__, "rows": rows}
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.save).write_text(json.dumps(out, indent=1) + "\n")
+        write_json(out, Path(args.save))
         print(f"cpu-levers: table written to {args.save}")
     return out
 
