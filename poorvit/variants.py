@@ -16,9 +16,6 @@
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -112,29 +109,16 @@ def attention_saved_bytes(model: ViT, images: torch.Tensor, explicit: bool = Fal
 
 def step_time_ms(cfg: ViTConfig, batch_size: int = 32, steps: int = 3, warmup: int = 1,
                  device: str | torch.device = "cpu") -> float:
-    """Median milliseconds of one training step (forward, backward, AdamW) on random images, in the
-    precision `train()` would use on `device` (float32 on a CPU, bfloat16/float16 autocast on a GPU)."""
-    from .train import autocast_dtype
-    device = torch.device(device)
-    torch.manual_seed(0)
-    model = ViT(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(batch_size, cfg.in_chans, cfg.image_size, cfg.image_size, device=device)
-    y = torch.randint(0, cfg.n_classes, (batch_size,), device=device)
-    dtype = autocast_dtype("auto", device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times = []
-    for _ in range(warmup + steps):
-        sync()
-        t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = F.cross_entropy(model(x).float(), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sync()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times[warmup:])
+    """Milliseconds of one training step's forward, backward and AdamW update on random images (the data
+    phase left out), timed with chapter 9's `profile.TrainingStep` in the precision `train()` would use on
+    `device` (float32 on a CPU, bfloat16/float16 autocast on a GPU): medians over `steps` after `warmup`."""
+    from .config import get_train_config
+    from .profile import TrainingStep, time_step
+    images = torch.randint(0, 256, (batch_size, cfg.in_chans, cfg.image_size, cfg.image_size), dtype=torch.uint8)
+    labels = torch.randint(0, cfg.n_classes, (batch_size,))
+    step = TrainingStep(cfg, get_train_config("smoke", batch_size=batch_size), images, labels, device)
+    parts = time_step(step, steps, warmup).parts_ms
+    return sum(ms for phase, ms in parts.items() if phase != "data")
 
 
 def attention_breakdown(cfg: ViTConfig) -> dict:
