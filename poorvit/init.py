@@ -44,7 +44,8 @@ def init_weights(model: nn.Module, std: float = 0.02) -> None:
                 nn.init.zeros_(m.bias)
     tokens = getattr(model, "tokens", None)
     if tokens is not None:
-        nn.init.trunc_normal_(tokens.cls_token, std=std, a=-2 * std, b=2 * std)
+        if tokens.cls_token is not None:
+            nn.init.trunc_normal_(tokens.cls_token, std=std, a=-2 * std, b=2 * std)
         if isinstance(tokens.pos_embed, nn.Parameter):
             nn.init.trunc_normal_(tokens.pos_embed, std=std, a=-2 * std, b=2 * std)
 
@@ -59,6 +60,16 @@ def second_moment(patches: torch.Tensor) -> torch.Tensor:
     """E[x x^T] of the rows of `patches` (M, D), computed in float64: (D, D)."""
     x = patches.double()
     return x.T @ x / len(x)
+
+
+def patch_second_moment(images: torch.Tensor, p: int, chunk: int = 500) -> torch.Tensor:
+    """`second_moment(stride1_patches(images, p))`, summed `chunk` images at a time, so that memory stays
+    small however many images and however large the window: (3*p*p, 3*p*p), float64."""
+    total, count = 0, 0
+    for i in range(0, len(images), chunk):
+        x = stride1_patches(images[i: i + chunk], p).double()
+        total, count = total + x.T @ x, count + len(x)
+    return total / count
 
 
 def whitening_filters(sigma: torch.Tensor, eps: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,14 +87,15 @@ def whitening_filters(sigma: torch.Tensor, eps: float = 1e-2) -> tuple[torch.Ten
 def whiten_patch_embed(model: nn.Module, images: torch.Tensor, eps: float = 1e-2, freeze: bool = False) -> torch.Tensor:
     """Write whitening filters of `images` (normalized, (B, 3, H, W)) into the patch conv of a `ViT`.
 
-    The first `3*p*p` output channels get the filters (largest eigenvalue first) and a zero bias; the
-    other channels keep their init. With `freeze`, a gradient hook zeroes those rows, so they stay
+    The first `3*k*k` output channels (k the conv's window: the patch size, or `patch_kernel`) get the
+    filters (largest eigenvalue first) and a zero bias; the other channels keep their init. A window with
+    more values than the token has channels gets its leading `n_embd` filters. With `freeze`, a gradient hook zeroes those rows, so they stay
     fixed (the optimizer must not decay them either: `optim.param_groups` reads `frozen_channels`).
     Returns the eigenvalues.
     """
     conv = model.tokens.patch.proj
     p, out_ch = conv.kernel_size[0], conv.out_channels
-    filters, eigvals = whitening_filters(second_moment(stride1_patches(images, p)), eps)
+    filters, eigvals = whitening_filters(patch_second_moment(images, p), eps)
     k = min(len(filters), out_ch)
     with torch.no_grad():
         conv.weight[:k] = filters[:k].view(k, *conv.weight.shape[1:]).to(conv.weight)
@@ -99,4 +111,4 @@ def whiten_patch_embed(model: nn.Module, images: torch.Tensor, eps: float = 1e-2
     return eigvals
 
 
-__all__ = ["init_weights", "stride1_patches", "second_moment", "whitening_filters", "whiten_patch_embed"]
+__all__ = ["init_weights", "stride1_patches", "second_moment", "patch_second_moment", "whitening_filters", "whiten_patch_embed"]

@@ -3,6 +3,8 @@
 Dosovitskiy et al., arXiv 2010.11929; the small-model settings follow Wu, arXiv 2501.06220. Several
 class tokens (`n_cls`) are pooled for the classifier either by concatenation into one linear head (the
 study's code) or by their mean. With `n_cls == 1` both are the usual ViT head on the one class token.
+`cls_head="gap"` instead averages the patch tokens (global average pooling, as in Beyer et al., "Better
+plain ViT baselines for ImageNet-1k", arXiv 2205.01580); it needs no class token (`n_cls=0`).
 
     model = ViT(get_config("paper"))
     logits = model(images)                                  # (B, n_classes)
@@ -96,7 +98,10 @@ class ViT(nn.Module):
         return (x, maps) if return_attn else x
 
     def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
-        """Logits from the class tokens: concatenated (the study's code) or averaged."""
+        """Logits from the class tokens, concatenated (the study's code) or averaged, or ("gap") from the
+        average of the patch tokens."""
+        if self.cfg.cls_head == "gap":
+            return self.head(feats[:, self.cfg.n_cls:].mean(dim=1))
         cls = feats[:, : self.cfg.n_cls]                                 # (B, n_cls, C)
         return self.head(cls.flatten(1) if self.cfg.cls_head == "concat" else cls.mean(dim=1))
 
@@ -130,7 +135,7 @@ def count_params(cfg: ViTConfig) -> int:
     q = latent(cfg.q_rank, C, True) if cfg.q_rank else proj(C, "q")
     k_v = latent(cfg.kv_rank, 2 * kv, True) if cfg.kv_rank else proj(kv, "k") + proj(kv, "v")
     block = 2 * 2 * C + q + k_v + lin(C, C) + lin(C, cfg.mlp_hidden) + lin(cfg.mlp_hidden, C)
-    embed = lin(cfg.in_chans * cfg.patch_size ** 2, C) + cfg.n_cls * C
+    embed = lin(cfg.in_chans * cfg.kernel ** 2, C) + cfg.n_cls * C
     embed += cfg.n_tokens * C if cfg.pos_embed == "learned" else 0
     head = lin(C * cfg.n_cls if cfg.cls_head == "concat" else C, cfg.n_classes)
     return embed + cfg.n_layer * block + 2 * C + head

@@ -405,6 +405,8 @@ def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], s
     steps, epochs and wall time), and the folder's README text ("" if none).
     Returns ([], "") when the folder does not exist, e.g. on Colab, where only the package is installed."""
     import json
+
+    from .report import _differences
     folder = Path(folder) if folder else Path(__file__).resolve().parents[1] / "results" / "cpu"
     if not folder.is_dir():
         return [], ""
@@ -415,9 +417,12 @@ def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], s
         except (OSError, json.JSONDecodeError):
             continue
         if isinstance(obj, dict) and obj.get("complete") and "final_acc" in obj:     # a run record: one row
-            train, model = obj.get("train", {}), obj.get("config", {})
-            obj = {"lever": f"a run: {model.get('n_embd')} wide, {model.get('n_layer')} blocks, lr {train.get('lr', 0):g}, "
-                            f"batch {train.get('batch_size')}; {train.get('minutes', 0):g} minutes, seed {obj.get('seed')}",
+            train = obj.get("train", {})
+            changes = [c for c in _differences({**obj, "scale": "cpu"}).split(", ")
+                       if c and not c.startswith(("seed=", "minutes=", "scale="))]
+            threads = [w for w in obj.get("device_name", "").rstrip(")").split(", ") if w.endswith("threads")]
+            when = [f"{train.get('minutes', 0):g} minutes", f"seed {obj.get('seed')}", *threads]
+            obj = {"lever": f"a run: {', '.join(changes) or 'the recipe as it is now'}; {', '.join(when)}",
                    "test acc %": round(100 * obj["final_acc"], 2), "steps": obj.get("steps"),
                    "epochs": round(obj.get("steps", 0) * train.get("batch_size", 0) / 50_000, 2),
                    "params": obj.get("params"), "wall s": round(obj.get("seconds", 0), 1)}

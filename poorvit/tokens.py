@@ -47,18 +47,23 @@ def sincos_2d(grid: int, dim: int, temperature: float = 10000.0) -> torch.Tensor
 
 
 class PatchEmbed(nn.Module):
-    """Patch embedding: a conv with kernel = stride = p, i.e. one linear map applied to every patch."""
+    """Patch embedding: a conv with kernel = stride = p, i.e. one linear map applied to every patch.
 
-    def __init__(self, patch_size: int, in_chans: int, n_embd: int):
+    With `kernel` > p each token reads a `kernel x kernel` window centred on its patch (overlapping its
+    neighbours by (kernel - p) / 2 pixels on each side, zero-padded at the image border): still one token
+    per patch and one linear map, on a larger input."""
+
+    def __init__(self, patch_size: int, in_chans: int, n_embd: int, kernel: int | None = None):
         super().__init__()
         self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_chans, n_embd, kernel_size=patch_size, stride=patch_size)
+        kernel = kernel or patch_size
+        self.proj = nn.Conv2d(in_chans, n_embd, kernel_size=kernel, stride=patch_size, padding=(kernel - patch_size) // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, N, C)
         return self.proj(x).flatten(2).transpose(1, 2)
 
     def as_linear(self, patches: torch.Tensor) -> torch.Tensor:
-        """The same map on flattened patches: (B, N, 3*p*p) -> (B, N, C)."""
+        """The same map on flattened patches: (B, N, 3*p*p) -> (B, N, C) (non-overlapping patches only)."""
         return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
 
 
@@ -74,8 +79,8 @@ class TokenEmbed(nn.Module):
         super().__init__()
         C = cfg.n_embd
         self.n_cls = cfg.n_cls
-        self.patch = PatchEmbed(cfg.patch_size, cfg.in_chans, C)
-        self.cls_token = nn.Parameter(torch.zeros(1, cfg.n_cls, C))
+        self.patch = PatchEmbed(cfg.patch_size, cfg.in_chans, C, cfg.kernel)
+        self.cls_token = nn.Parameter(torch.zeros(1, cfg.n_cls, C)) if cfg.n_cls else None   # none with n_cls=0
         self.pos_kind = cfg.pos_embed
         if cfg.pos_embed == "learned":
             self.pos_embed = nn.Parameter(torch.zeros(1, cfg.n_tokens, C))
@@ -87,7 +92,8 @@ class TokenEmbed(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.patch(images)                                          # (B, N, C)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, n_cls + N, C)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, n_cls + N, C)
         return x if self.pos_embed is None else x + self.pos_embed
 
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from poorvit import ViT, get_config
-from poorvit.init import second_moment, stride1_patches, whiten_patch_embed, whitening_filters
+from poorvit.init import patch_second_moment, second_moment, stride1_patches, whiten_patch_embed, whitening_filters
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,20 @@ def test_default_init_follows_its_table():
     assert abs(qkv.weight.std().item() - 0.02) < 0.003 and qkv.weight.abs().max() <= 0.04 + 1e-6
     assert torch.all(qkv.bias == 0) and torch.all(model.blocks[0].norm1.weight == 1)
     assert abs(model.tokens.pos_embed.std().item() - 0.02) < 0.003
+
+
+def test_second_moment_in_chunks_equals_all_at_once(real_images):
+    whole = second_moment(stride1_patches(real_images, 4))
+    chunked = patch_second_moment(real_images, 4, chunk=7)
+    err = (whole - chunked).abs().max().item()
+    print(f"second moment in chunks of 7 images vs all at once: max diff {err:.2e}")
+    assert err < 1e-12
+
+
+def test_whitening_an_overlapping_window_fills_every_channel(real_images):
+    """A kernel-8 window has 192 values; a 64-wide token takes the 64 leading whitening filters."""
+    model = ViT(get_config("micro", patch_size=4, patch_kernel=8, n_embd=64))
+    eigvals = whiten_patch_embed(model, real_images, eps=1e-2)
+    assert eigvals.shape == (192,)
+    filters, _ = whitening_filters(patch_second_moment(real_images, 8), 1e-2)
+    torch.testing.assert_close(model.tokens.patch.proj.weight.flatten(1), filters[:64])

@@ -30,6 +30,9 @@ def variants(cfg):
         "lowrank-qkv": {"lowrank": "qkv", "lowrank_dim": C // 3},
         "cls4-mean-sincos": {"n_cls": 4, "cls_head": "mean", "pos_embed": "sincos"},
         "cls2-concat-nopos": {"n_cls": 2, "pos_embed": "none"},
+        "gap-no-cls": {"n_cls": 0, "cls_head": "gap"},
+        "gap-cls2-sincos": {"n_cls": 2, "cls_head": "gap", "pos_embed": "sincos"},
+        "overlap": {"patch_kernel": cfg.patch_size + 4, "patch_drop": 0.5},
     }
 
 
@@ -152,6 +155,41 @@ def test_one_class_token_concat_is_the_usual_vit():
     assert_close(mean(x), model(x), what="n_cls=1 mean vs concat")
 
 
+def test_gap_head_averages_the_patch_tokens():
+    torch.manual_seed(0)
+    for n_cls in (0, 2):
+        model = ViT(get_config("micro", n_cls=n_cls, cls_head="gap")).eval()
+        x = torch.randn(3, 3, 32, 32)
+        feats = model.forward_features(x)
+        assert feats.shape[1] == n_cls + model.cfg.n_patches
+        assert_close(model(x), model.head(feats[:, n_cls:].mean(1)), what=f"gap head, n_cls={n_cls}")
+        if n_cls:                                                    # the class tokens are left out of the mean
+            assert not torch.allclose(model(x), model.head(feats.mean(1)))
+
+
+def test_overlapping_patch_kernel_reads_a_centred_window():
+    """Token (i, j) of a kernel-k embedding is the linear map of the k x k window centred on patch (i, j)."""
+    torch.manual_seed(0)
+    p, k = 4, 8
+    emb = PatchEmbed(p, 3, 24, kernel=k)
+    x = torch.randn(2, 3, 32, 32)
+    tokens = emb(x)
+    assert tokens.shape == (2, 64, 24)
+    padded = F.pad(x, [(k - p) // 2] * 4)
+    windows = F.unfold(padded, kernel_size=k, stride=p).transpose(1, 2)          # (B, 64, 3*k*k)
+    assert_close(tokens, F.linear(windows, emb.proj.weight.flatten(1), emb.proj.bias), what="kernel 8 vs windows")
+    # the patch itself sits in the middle of its window: a kernel-k embedding whose weights are zero outside
+    # the central p x p is the plain patch embedding
+    plain = PatchEmbed(p, 3, 24)
+    with torch.no_grad():
+        emb.proj.weight.zero_()
+        emb.proj.weight[:, :, 2:6, 2:6] = plain.proj.weight
+        emb.proj.bias.copy_(plain.proj.bias)
+    assert_close(emb(x), plain(x), what="kernel 8 with a zero border vs patch 4")
+    cfg = get_config("micro", patch_size=4, patch_kernel=8)
+    assert count_params(cfg) == sum(q.numel() for q in ViT(cfg).parameters())
+
+
 def test_patch_conv_equals_linear_map_of_flattened_patches():
     torch.manual_seed(0)
     emb = PatchEmbed(4, 3, 24)
@@ -212,11 +250,13 @@ BAD = [
     (dict(patch_size=5), "patch_size=5", "divide image_size=32"),
     (dict(image_size=30, patch_size=4), "patch_size=4", "divide image_size=30"),
     (dict(pos_embed="rope"), "pos_embed='rope'", "'learned', 'sincos', 'none'"),
-    (dict(cls_head="max"), "cls_head='max'", "'concat', 'mean'"),
+    (dict(cls_head="max"), "cls_head='max'", "'concat', 'mean', 'gap'"),
     (dict(lowrank="qx"), "lowrank='qx'", 'subset of "qkv"'),
     (dict(lowrank="q", lowrank_dim=0), "lowrank_dim=0", "narrower than n_embd"),
     (dict(q_rank=32, lowrank="q"), "lowrank='q'", "q_rank already"),
-    (dict(n_cls=0), "n_cls=0", ">= 1"),
+    (dict(n_cls=0), "n_cls=0", "only with cls_head='gap'"),
+    (dict(patch_kernel=6, patch_size=8), "patch_kernel=6", "patch_size=8 plus an even number"),
+    (dict(patch_kernel=7), "patch_kernel=7", "plus an even number"),
     (dict(drop_path=1.0), "drop_path=1.0", "[0, 1)"),
     (dict(n_layers=4), "n_layers", "valid fields"),
 ]

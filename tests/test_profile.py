@@ -183,11 +183,12 @@ def test_load_records_reads_lists_dicts_and_rows_and_skips_broken_files(tmp_path
     (tmp_path / "d.json").write_text("{not json")
     (tmp_path / "e.json").write_text(json.dumps({"complete": True, "final_acc": 0.5, "seed": 1, "steps": 100,
                                                  "seconds": 600.4, "params": 9, "config": {"n_embd": 96, "n_layer": 4},
+                                                 "device_name": "CPU (x86_64, 2 threads)",
                                                  "train": {"minutes": 10, "batch_size": 500, "lr": 1e-3}}))
     (tmp_path / "README.md").write_text("How these were measured.")
     rows, readme = P.load_records(tmp_path)
     assert [r["lever"] for r in rows] == ["threads", "bf16", "compile", "batch",
-                                            "a run: 96 wide, 4 blocks, lr 0.001, batch 500; 10 minutes, seed 1"]
+                                            "a run: n_embd=96, batch_size=500; 10 minutes, seed 1, 2 threads"]
     assert (rows[-1]["test acc %"], rows[-1]["epochs"], rows[-1]["wall s"]) == (50.0, 1.0, 600.4)
     assert "history" not in rows[0] and "config" not in rows[0] and rows[0]["file"] == "a.json"
     assert rows[0]["load"] == "1.5 1.2 1.0"
