@@ -15,6 +15,8 @@ run took.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import re
 import statistics
@@ -73,8 +75,10 @@ def summarize(records: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for rec in records:
         name, family = identify(rec)
-        if name == "unnamed":
-            family = rec.get("key")          # an unnamed run is its own group, compared with nothing
+        if name == "unnamed":                # runs of one unnamed config, any seed: a group compared with nothing
+            train = {k: v for k, v in (rec.get("train") or {}).items() if k != "seed"}
+            family = "unnamed-" + hashlib.sha1(json.dumps([rec.get("config"), train, rec.get("dataset")],
+                                                          sort_keys=True, default=str).encode()).hexdigest()[:12]
         groups.setdefault((name, rec.get("scale"), rec.get("dataset"), family), []).append(rec)
     out = []
     for (name, scale, dataset, family), recs in groups.items():
