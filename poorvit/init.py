@@ -67,8 +67,8 @@ def patch_second_moment(images: torch.Tensor, p: int, chunk: int = 500) -> torch
     small however many images and however large the window: (3*p*p, 3*p*p), float64."""
     total, count = 0, 0
     for i in range(0, len(images), chunk):
-        x = stride1_patches(images[i: i + chunk], p).double()
-        total, count = total + x.T @ x, count + len(x)
+        x = stride1_patches(images[i: i + chunk], p)
+        total, count = total + second_moment(x) * len(x), count + len(x)
     return total / count
 
 

@@ -418,8 +418,8 @@ def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], s
             continue
         if isinstance(obj, dict) and obj.get("complete") and "final_acc" in obj:     # a run record: one row
             train = obj.get("train", {})
-            changes = [c for c in _differences({**obj, "scale": "cpu"}).split(", ")
-                       if c and not c.startswith(("seed=", "minutes=", "scale="))]
+            changes = [c for c in _differences({**obj, "scale": "cpu"}).split(", ")     # against the recipe now
+                       if c and not c.startswith("minutes=")]
             threads = [w for w in obj.get("device_name", "").rstrip(")").split(", ") if w.endswith("threads")]
             when = [f"{train.get('minutes', 0):g} minutes", f"seed {obj.get('seed')}", *threads]
             obj = {"lever": f"a run: {', '.join(changes) or 'the recipe as it is now'}; {', '.join(when)}",

@@ -15,15 +15,13 @@ run took.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import math
 import re
 import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from .runs import find_runs, run_key
+from .runs import config_hash, find_runs, run_key
 from .study import ACCURACY, CITATION
 from .sweep import ROWS, baseline_configs, row_configs
 
@@ -77,8 +75,7 @@ def summarize(records: list[dict]) -> list[dict]:
         name, family = identify(rec)
         if name == "unnamed":                # runs of one unnamed config, any seed: a group compared with nothing
             train = {k: v for k, v in (rec.get("train") or {}).items() if k != "seed"}
-            family = "unnamed-" + hashlib.sha1(json.dumps([rec.get("config"), train, rec.get("dataset")],
-                                                          sort_keys=True, default=str).encode()).hexdigest()[:12]
+            family = "unnamed-" + config_hash(rec.get("config") or {}, train, rec.get("dataset"))
         groups.setdefault((name, rec.get("scale"), rec.get("dataset"), family), []).append(rec)
     out = []
     for (name, scale, dataset, family), recs in groups.items():

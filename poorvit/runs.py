@@ -35,8 +35,13 @@ def runs_root() -> Path:
 
 def run_key(model_cfg: ViTConfig, train_cfg: TrainConfig, dataset: str) -> str:
     """A short hash of everything that determines a run's result."""
-    blob = json.dumps({"model": asdict(model_cfg), "train": asdict(train_cfg), "dataset": dataset,
-                       "v": CACHE_VERSION}, sort_keys=True)
+    return config_hash(asdict(model_cfg), asdict(train_cfg), dataset)
+
+
+def config_hash(model: dict, train: dict, dataset: str | None) -> str:
+    """`run_key` of configs given as dicts (as a run record stores them)."""
+    blob = json.dumps({"model": model, "train": train, "dataset": dataset, "v": CACHE_VERSION}, sort_keys=True,
+                      default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
