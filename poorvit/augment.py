@@ -1,20 +1,21 @@
 """Batched data augmentation on the training device, each sample drawing its own random parameters.
 
-A ViT has no built-in locality or translation bias, so on 50,000 images it needs far more augmentation
-than a CNN (DeiT, Touvron et al., arXiv 2012.12877). The study's recipe (Wu, arXiv 2501.06220), in order:
-random crop (zero padding 4) and horizontal flip; AutoAugment with the CIFAR-10 policy (Cubuk et al.,
-arXiv 1805.09501); normalization; random erasing (Zhong et al., arXiv 1708.04896) with probability 0.25;
-then on half of the batches either Mixup (Zhang et al., arXiv 1710.09412) or CutMix (Yun et al.,
-arXiv 1905.04899), Beta(1, 1) each. Label smoothing is not here: `train()`'s
-`nn.CrossEntropyLoss(label_smoothing=...)` applies it to class ids and soft targets alike, which equals
-folding it into the mixed targets as timm's `Mixup` does.
+A ViT has no built-in locality or translation bias, so on 50,000 images it needs far more
+augmentation than a CNN (DeiT, Touvron et al., arXiv 2012.12877). The study's recipe (Wu, arXiv
+2501.06220), in order: random crop (zero padding 4) and horizontal flip; AutoAugment with the
+CIFAR-10 policy (Cubuk et al., arXiv 1805.09501); normalization; random erasing (Zhong et al., arXiv
+1708.04896) with probability 0.25; then on half of the batches either Mixup (Zhang et al., arXiv
+1710.09412) or CutMix (Yun et al., arXiv 1905.04899), Beta(1, 1) each. Label smoothing is not here:
+`train()`'s `nn.CrossEntropyLoss(label_smoothing=...)` applies it to class ids and soft targets
+alike, which equals folding it into the mixed targets as timm's `Mixup` does.
 
-Every op works on a whole batch at once on the device the batch lives on, and every random number comes
-from the loader's seeded generator (torchvision's ops take none), so a seed reproduces an epoch exactly.
+Every op works on a whole batch at once on the device the batch lives on, and every random number
+comes from the loader's seeded generator (torchvision's ops take none), so a seed reproduces an
+epoch exactly.
 
     transform = TrainTransform.from_config(train_cfg, n_classes=10)
-    x, target = transform(x_uint8, y, generator)   # float normalized images; class ids, or (B, n_classes)
-                                                   # soft targets when the batch was mixed
+    x, target = transform(x_uint8, y, generator)   # float normalized images; class ids, or
+                                                   # (B, n_classes) soft targets when mixed
 """
 from __future__ import annotations
 
@@ -25,28 +26,20 @@ import torch
 import torch.nn.functional as F
 
 from .autoaugment import AutoAugment, apply_op, cifar10_policy, op_magnitude
-from .config import TrainConfig, get_train_config
-from .data import normalize
+from .config import TrainConfig
+from .data import MEAN, STD, normalize
 
-# The augmentation fields of TrainConfig, in pipeline order; `study_augmentation()` reads the study's values.
-AUGMENT_FIELDS = ("crop_pad", "flip", "autoaugment", "random_erasing", "mixup_alpha", "cutmix_alpha", "mix_prob")
-
-
-def study_augmentation() -> dict:
-    """The study's augmentation settings (the `paper` recipe), as TrainConfig overrides."""
-    paper = get_train_config("paper")
-    return {name: getattr(paper, name) for name in AUGMENT_FIELDS}
+# The augmentation fields of TrainConfig, in pipeline order (`study.study_augmentation()` reads the
+# study's values of them).
+AUGMENT_FIELDS = ("crop_pad", "flip", "autoaugment", "random_erasing", "mixup_alpha",
+                  "cutmix_alpha", "mix_prob")
 
 
-# The study's augmentation ablation: its row names (keys of `poorvit.study.ACCURACY`) -> what each row
-# turns off from the full recipe. Without Mixup, CutMix still mixes `mix_prob` of the batches, and vice versa.
-ABLATION = {"baseline": {}, "no_autoaugment": {"autoaugment": False}, "no_mixup": {"mixup_alpha": 0.0},
-            "no_cutmix": {"cutmix_alpha": 0.0}}
-
-
-def random_crop(x: torch.Tensor, pad: int, g: torch.Generator | None = None, flip: float = 0.0) -> torch.Tensor:
-    """Zero-pad by `pad` and cut a random window of the original size, a different one per sample; with
-    `flip` > 0 also mirror left-right the samples that draw heads (probability `flip`), in the same gather."""
+def random_crop(x: torch.Tensor, pad: int, g: torch.Generator | None = None,
+                flip: float = 0.0) -> torch.Tensor:
+    """Zero-pad by `pad` and cut a random window of the original size, a different one per sample;
+    with `flip` > 0 also mirror left-right the samples that draw heads (probability `flip`), in the
+    same gather."""
     if pad == 0 and not flip:
         return x
     B, C, H, W = x.shape
@@ -69,21 +62,24 @@ def random_flip(x: torch.Tensor, g: torch.Generator | None = None, p: float = 0.
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
-# ---- random erasing, Mixup, CutMix -------------------------------------------------------------------------
+# ---- random erasing, Mixup, CutMix -------------------------------------------------------------
 
 def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None = None, scale=(0.02, 0.33),
                    ratio=(0.3, 3.3), value: float = 0.0, tries: int = 10) -> torch.Tensor:
-    """Erase one random rectangle per sample with probability `p` (torchvision's `RandomErasing` rule: area a
-    uniform fraction `scale` of the image, log aspect ratio uniform in `ratio`, the first of `tries` draws that
-    fits), filled with `value` (0 on normalized images: the dataset's mean colour). All samples at once."""
+    """Erase one random rectangle per sample with probability `p` (torchvision's `RandomErasing`
+    rule: area a uniform fraction `scale` of the image, log aspect ratio uniform in `ratio`, the
+    first of `tries` draws that fits), filled with `value` (0 on normalized images: the dataset's
+    mean colour). All samples at once."""
     B, C, H, W = x.shape
     dev = x.device
-    area = H * W * (scale[0] + (scale[1] - scale[0]) * torch.rand(B, tries, device=dev, generator=g))
-    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(B, tries, device=dev, generator=g)
+    u_area = torch.rand(B, tries, device=dev, generator=g)
+    area = H * W * (scale[0] + (scale[1] - scale[0]) * u_area)
+    u_ratio = torch.rand(B, tries, device=dev, generator=g)
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u_ratio
     h = torch.sqrt(area * log_r.exp()).round().long()
     w = torch.sqrt(area / log_r.exp()).round().long()
     fits = (h < H) & (w < W)
-    first = fits.long().argmax(1, keepdim=True)                    # the first draw that fits (0 when none does)
+    first = fits.long().argmax(1, keepdim=True)      # the first draw that fits (0 when none does)
     h, w = h.gather(1, first)[:, 0], w.gather(1, first)[:, 0]
     u = torch.rand(B, 3, device=dev, generator=g)
     erase = (u[:, 0] < p) & fits.any(1)
@@ -92,27 +88,31 @@ def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None = None, 
     rows = torch.arange(H, device=dev)
     cols = torch.arange(W, device=dev)
     inside = (((rows >= top[:, None]) & (rows < (top + h)[:, None]))[:, :, None]
-              & ((cols >= left[:, None]) & (cols < (left + w)[:, None]))[:, None, :])          # (B, H, W)
+              & ((cols >= left[:, None]) & (cols < (left + w)[:, None]))[:, None, :])   # (B, H, W)
     return x.masked_fill((inside & erase[:, None, None])[:, None], value)
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blend each sample with its partner in the reversed batch: lam * own + (1 - lam) * partner, for the
-    images and for the (B, n_classes) soft targets alike (timm's `Mixup`, batch mode)."""
+    """Blend each sample with its partner in the reversed batch: lam * own + (1 - lam) * partner,
+    for the images and for the (B, n_classes) soft targets alike (timm's `Mixup`, batch mode)."""
     return x * lam + x.flip(0) * (1 - lam), target * lam + target.flip(0) * (1 - lam)
 
 
-def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of a box of about (1 - lam) of the image, centred uniformly, clipped at the
-    borders (timm's `rand_bbox`)."""
+def cutmix_box(height: int, width: int, lam: float,
+               rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of a box of about (1 - lam) of the image, centred uniformly,
+    clipped at the borders (timm's `rand_bbox`)."""
     cut = math.sqrt(1.0 - lam)
     ch, cw = int(height * cut), int(width * cut)
     cy, cx = int(rng.integers(0, height)), int(rng.integers(0, width))
-    return (max(cy - ch // 2, 0), min(cy + ch // 2, height), max(cx - cw // 2, 0), min(cx + cw // 2, width))
+    return (max(cy - ch // 2, 0), min(cy + ch // 2, height),
+            max(cx - cw // 2, 0), min(cx + cw // 2, width))
 
 
-def cutmix(x: torch.Tensor, target: torch.Tensor, box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Paste the box of each sample's partner (reversed batch) into it; the targets mix by the pasted area."""
+def cutmix(x: torch.Tensor, target: torch.Tensor,
+           box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste the box of each sample's partner (reversed batch) into it; the targets mix by the
+    pasted area."""
     top, bottom, left, right = box
     H, W = x.shape[-2:]
     x = x.clone()
@@ -121,15 +121,17 @@ def cutmix(x: torch.Tensor, target: torch.Tensor, box: tuple[int, int, int, int]
     return x, target * lam + target.flip(0) * (1 - lam)
 
 
-def mix_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, mixup_alpha: float, cutmix_alpha: float,
-              mix_prob: float, g: torch.Generator | None = None):
-    """With probability `mix_prob` mix the batch by Mixup or CutMix (one of the two, evenly, when both alphas
-    are on), lam ~ Beta(alpha, alpha). Returns (x, target, info): target is `y` when the batch is left alone,
-    else (B, n_classes) soft targets; info says what happened ({"op": None | "mixup" | "cutmix", "lam": ...})."""
+def mix_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, mixup_alpha: float,
+              cutmix_alpha: float, mix_prob: float, g: torch.Generator | None = None):
+    """With probability `mix_prob` mix the batch by Mixup or CutMix (one of the two, evenly, when
+    both alphas are on), lam ~ Beta(alpha, alpha). Returns (x, target, info): target is `y` when the
+    batch is left alone, else (B, n_classes) soft targets; info says what happened ({"op": None |
+    "mixup" | "cutmix", "lam": ...})."""
     choices = [op for op, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
     if not choices or mix_prob <= 0:
         return x, y, {"op": None, "lam": 1.0}
-    seed = torch.randint(0, 2 ** 62, (1,), device=x.device, generator=g).item()   # numpy draws Beta from it
+    # numpy draws Beta from this seed
+    seed = torch.randint(0, 2 ** 62, (1,), device=x.device, generator=g).item()
     rng = np.random.default_rng(seed)
     if rng.random() >= mix_prob:
         return x, y, {"op": None, "lam": 1.0}
@@ -141,20 +143,22 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, mixup_alpha: flo
         return x, target, {"op": op, "lam": lam}
     box = cutmix_box(x.shape[-2], x.shape[-1], lam, rng)
     x, target = cutmix(x, soft, box)
-    return x, target, {"op": op, "lam": 1.0 - (box[1] - box[0]) * (box[3] - box[2]) / (x.shape[-2] * x.shape[-1]),
-                       "box": box}
+    pasted = (box[1] - box[0]) * (box[3] - box[2]) / (x.shape[-2] * x.shape[-1])
+    return x, target, {"op": op, "lam": 1.0 - pasted, "box": box}
 
 
 class TrainTransform:
-    """The training pipeline: crop, flip, AutoAugment (uint8) -> normalize -> random erasing (float) -> Mixup
-    or CutMix (batch). `TrainTransform()` is crop and flip only; `from_config` builds a recipe's pipeline.
+    """The training pipeline: crop, flip, AutoAugment (uint8) -> normalize -> random erasing (float)
+    -> Mixup or CutMix (batch). `TrainTransform()` is crop and flip only; `from_config` builds a
+    recipe's pipeline.
 
     Called as `transform(x_uint8, y, generator) -> (x, target)`; `target` is the class ids, or soft
     targets (B, n_classes) when a batch is mixed. `last` holds what the last call's mixing did.
     """
 
-    def __init__(self, crop_pad: int = 4, flip: bool = True, autoaugment: bool = False, random_erasing: float = 0.0,
-                 mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 0.5, n_classes: int = 10):
+    def __init__(self, crop_pad: int = 4, flip: bool = True, autoaugment: bool = False,
+                 random_erasing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
+                 mix_prob: float = 0.5, n_classes: int = 10):
         self.crop_pad, self.flip, self.random_erasing = crop_pad, flip, random_erasing
         self.autoaugment = AutoAugment() if autoaugment else None
         self.mixup_alpha, self.cutmix_alpha, self.mix_prob = mixup_alpha, cutmix_alpha, mix_prob
@@ -172,7 +176,8 @@ class TrainTransform:
         x = normalize(x)
         if self.random_erasing:
             x = random_erasing(x, self.random_erasing, g)
-        x, target, self.last = mix_batch(x, y, self.n_classes, self.mixup_alpha, self.cutmix_alpha, self.mix_prob, g)
+        x, target, self.last = mix_batch(x, y, self.n_classes, self.mixup_alpha, self.cutmix_alpha,
+                                         self.mix_prob, g)
         return x, target
 
     def __repr__(self) -> str:
@@ -181,27 +186,33 @@ class TrainTransform:
               f"erasing(p {self.random_erasing})" if self.random_erasing else "",
               f"Mixup(alpha {self.mixup_alpha})" if self.mixup_alpha else "",
               f"CutMix(alpha {self.cutmix_alpha})" if self.cutmix_alpha else ""]
-        mix = f", mixing {self.mix_prob:.0%} of batches" if self.mixup_alpha or self.cutmix_alpha else ""
+        mixing = self.mixup_alpha or self.cutmix_alpha
+        mix = f", mixing {self.mix_prob:.0%} of batches" if mixing else ""
         return "TrainTransform(" + " -> ".join(s for s in on if s) + mix + ")"
 
 
-def single_op(op: str, n_classes: int = 10) -> "TrainTransform":
-    """A pipeline of one op of the study's recipe, for figures: "crop", "flip", "autoaugment",
-    "random_erasing" (every sample erased, p = 1), "mixup" or "cutmix" (every batch mixed), or "study" (the
-    whole recipe as it trains)."""
-    study = study_augmentation()
-    if op == "study":
-        return TrainTransform(**study, n_classes=n_classes)
-    only = {"crop": dict(crop_pad=study["crop_pad"]), "flip": dict(flip=True), "autoaugment": dict(autoaugment=True),
-            "random_erasing": dict(random_erasing=1.0), "mixup": dict(mixup_alpha=study["mixup_alpha"]),
-            "cutmix": dict(cutmix_alpha=study["cutmix_alpha"])}
-    if op not in only:
-        raise ValueError(f"op={op!r}: choose one of {', '.join([*only, 'study'])}")
-    return TrainTransform(**{"crop_pad": 0, "flip": False, "mix_prob": 1.0, **only[op]}, n_classes=n_classes)
+class PerImage(torch.utils.data.Dataset):
+    """The usual torchvision v2 pipeline, one image at a time, for a `torch.utils.data.DataLoader`:
+    uint8 (3, H, W) -> normalized float (3, H, W), with the crop, flip, AutoAugment and random
+    erasing of `cfg` (no batch mixing). The per-image baseline that `TrainTransform` is measured
+    against (the `bench loader` command, `timing.BenchStep(loader="dataloader")`)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig):
+        from torchvision.transforms import v2
+        tf = [v2.RandomCrop(images.shape[-1], padding=cfg.crop_pad)] if cfg.crop_pad else []
+        tf += [v2.RandomHorizontalFlip()] if cfg.flip else []
+        tf += [v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)] if cfg.autoaugment else []
+        tf += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+        tf += [v2.RandomErasing(cfg.random_erasing)] if cfg.random_erasing else []
+        self.images, self.labels, self.tf = images, labels, v2.Compose(tf)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.tf(self.images[i]), self.labels[i]
 
 
-SINGLE_OPS = ("crop", "flip", "autoaugment", "random_erasing", "mixup", "cutmix", "study")
-
-__all__ = ["TrainTransform", "AutoAugment", "random_crop", "random_flip", "random_erasing", "mixup", "cutmix",
-           "cutmix_box", "mix_batch", "apply_op", "op_magnitude", "cifar10_policy", "study_augmentation",
-           "AUGMENT_FIELDS", "ABLATION", "single_op", "SINGLE_OPS"]
+__all__ = ["TrainTransform", "PerImage", "AutoAugment", "random_crop", "random_flip",
+           "random_erasing", "mixup", "cutmix", "cutmix_box", "mix_batch", "apply_op",
+           "op_magnitude", "cifar10_policy", "AUGMENT_FIELDS"]

@@ -1,15 +1,16 @@
 """AutoAugment on a batch, one random sub-policy per sample (Cubuk et al., "AutoAugment: Learning
 Augmentation Strategies from Data", arXiv 1805.09501).
 
-torchvision's `v2.AutoAugment` on a batch tensor applies ONE sub-policy, with one set of coin flips, to the
-whole batch. Here each sample draws its own sub-policy, coins and signs from the loader's generator; then
-every op runs once per slot on the samples that drew it, with per-sample magnitudes (the geometric ops all
-in one grid sample). Each op reproduces `torchvision.transforms.v2.functional` on uint8 images exactly
-(tests/test_augment.py holds them equal image by image). The policy table and the magnitudes are
-torchvision's, read from `v2.AutoAugment` rather than retyped (a test pins the table).
+torchvision's `v2.AutoAugment` on a batch tensor applies ONE sub-policy, with one set of coin flips,
+to the whole batch. Here each sample draws its own sub-policy, coins and signs from the loader's
+generator; then every op runs once per slot on the samples that drew it, with per-sample magnitudes
+(the geometric ops all in one grid sample). Each op reproduces
+`torchvision.transforms.v2.functional` on uint8 images exactly (tests/test_augment.py holds them
+equal image by image). The policy table and the magnitudes are torchvision's, read from
+`v2.AutoAugment` rather than retyped (a test pins the table).
 
     aa = AutoAugment()                       # the CIFAR-10 policy: 25 sub-policies of two ops
-    x = aa(x_uint8, generator)               # (B, 3, H, W) uint8 -> same, each sample its own sub-policy
+    x = aa(x_uint8, generator)               # (B, 3, H, W) uint8 -> same, a sub-policy per sample
 """
 from __future__ import annotations
 
@@ -20,19 +21,22 @@ from torchvision.transforms.v2 import functional as TF
 
 
 def cifar10_policy() -> list:
-    """AutoAugment's 25 CIFAR-10 sub-policies, each two (op, probability, magnitude bin), from torchvision."""
+    """AutoAugment's 25 CIFAR-10 sub-policies, each two (op, probability, magnitude bin), from
+    torchvision."""
     return list(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)._policies)
 
 
 def op_magnitude(op: str, bin: int | None, height: int = 32, width: int = 32) -> tuple[float, bool]:
-    """(magnitude, signed) of `op` at magnitude `bin` of 10, as torchvision's AutoAugment computes it."""
+    """(magnitude, signed) of `op` at magnitude `bin` of 10, as torchvision's AutoAugment computes
+    it."""
     fn, signed = v2.AutoAugment._AUGMENTATION_SPACE[op]
     values = fn(10, height, width)
     return (0.0 if values is None else float(values[bin])), signed
 
 
 def _blend(a: torch.Tensor, b: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    """uint8 a * ratio + b * (1 - ratio), clamped and truncated as torchvision's `_blend`, ratio per sample."""
+    """uint8 a * ratio + b * (1 - ratio), clamped and truncated as torchvision's `_blend`, ratio per
+    sample."""
     r = ratio.view(-1, 1, 1, 1)
     out = torch.addcmul(a.float() * r.float(), b, (1.0 - r).float())
     return out.clamp_(0, 255).to(torch.uint8)
@@ -44,8 +48,9 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 
 def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """torchvision's sharpness: blend with the 3x3 smoothing (weights 1, centre 5, over 13) inside the border.
-    The smoothing is summed in integers (exact), so it rounds as torchvision's float convolution does."""
+    """torchvision's sharpness: blend with the 3x3 smoothing (weights 1, centre 5, over 13) inside
+    the border. The smoothing is summed in integers (exact), so it rounds as torchvision's float
+    convolution does."""
     H, W = x.shape[-2:]
     xi = x.to(torch.int32)
     total = 4 * xi[..., 1:-1, 1:-1]
@@ -60,8 +65,9 @@ def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def _affine(x: torch.Tensor, angle, tx, ty, shear_x, shear_y, center) -> torch.Tensor:
-    """Per-sample affine maps (degrees, pixels; `center` -1: the top-left corner, 0: the image centre),
-    nearest neighbour, zero fill: torchvision's `F.affine`, with `_get_inverse_affine_matrix` for all at once."""
+    """Per-sample affine maps (degrees, pixels; `center` -1: the top-left corner, 0: the image
+    centre), nearest neighbour, zero fill: torchvision's `F.affine`, with
+    `_get_inverse_affine_matrix` for all at once."""
     n, C, H, W = x.shape
     cx, cy = center * W / 2, center * H / 2
     rot, sx, sy = (torch.deg2rad(v) for v in (angle, shear_x, shear_y))
@@ -71,10 +77,11 @@ def _affine(x: torch.Tensor, angle, tx, ty, shear_x, shear_y, center) -> torch.T
     d = torch.cos(rot) - c * torch.tan(sx)
     theta = torch.stack([d, -b, cx - d * (cx + tx) + b * (cy + ty),
                          -c, a, cy + c * (cx + tx) - a * (cy + ty)], -1).float().view(n, 2, 3, 1, 1)
-    xs = torch.arange(W, device=x.device) - (W - 1) / 2                         # pixel centres about the middle
+    xs = torch.arange(W, device=x.device) - (W - 1) / 2          # pixel centres about the middle
     ys = (torch.arange(H, device=x.device) - (H - 1) / 2)[:, None]
     scale = torch.tensor([0.5 * W, 0.5 * H], device=x.device).view(1, 2, 1, 1)
-    grid = ((theta[:, :, 0] * xs + theta[:, :, 1] * ys + theta[:, :, 2]) / scale).permute(0, 2, 3, 1)  # (n, H, W, 2)
+    grid = theta[:, :, 0] * xs + theta[:, :, 1] * ys + theta[:, :, 2]
+    grid = (grid / scale).permute(0, 2, 3, 1)                                        # (n, H, W, 2)
     out = F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return out.round_().to(torch.uint8)
 
@@ -88,16 +95,20 @@ def _geometric(kind: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Te
     zero = torch.zeros_like(m)
     shear = torch.rad2deg(torch.atan(m))
     return _affine(x, torch.where(is_op["Rotate"], -torch.remainder(m, 360), zero),
-                   torch.where(is_op["TranslateX"], m.trunc(), zero), torch.where(is_op["TranslateY"], m.trunc(), zero),
-                   torch.where(is_op["ShearX"], shear, zero), torch.where(is_op["ShearY"], shear, zero),
+                   torch.where(is_op["TranslateX"], m.trunc(), zero),
+                   torch.where(is_op["TranslateY"], m.trunc(), zero),
+                   torch.where(is_op["ShearX"], shear, zero),
+                   torch.where(is_op["ShearY"], shear, zero),
                    torch.where(is_op["ShearX"] | is_op["ShearY"], -1.0, 0.0).to(m.dtype))
 
 
 def apply_op(op: str, x: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-    """AutoAugment op `op` on uint8 images (n, 3, H, W), each with its own signed magnitude (n,) float64."""
+    """AutoAugment op `op` on uint8 images (n, 3, H, W), each with its own signed magnitude (n,)
+    float64."""
     m = magnitude
     if op in ("Invert", "AutoContrast", "Equalize"):
-        return {"Invert": TF.invert, "AutoContrast": TF.autocontrast, "Equalize": TF.equalize}[op](x)
+        fn = {"Invert": TF.invert, "AutoContrast": TF.autocontrast, "Equalize": TF.equalize}[op]
+        return fn(x)
     if op == "Brightness":
         return (x.float() * (1.0 + m).float().view(-1, 1, 1, 1)).clamp_(0, 255).to(torch.uint8)
     if op == "Color":
@@ -113,11 +124,13 @@ def apply_op(op: str, x: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
         return torch.where(x >= (255.0 * m).float().view(-1, 1, 1, 1), 255 - x, x)
     if op in GEOMETRIC:
         return _geometric(torch.full_like(m, GEOMETRIC.index(op), dtype=torch.long), x, m)
-    raise ValueError(f"op={op!r} is not an AutoAugment op; choose one of {', '.join(v2.AutoAugment._AUGMENTATION_SPACE)}")
+    ops = ", ".join(v2.AutoAugment._AUGMENTATION_SPACE)
+    raise ValueError(f"op={op!r} is not an AutoAugment op; choose one of {ops}")
 
 
 class AutoAugment:
-    """AutoAugment (default: the CIFAR-10 policy) on uint8 batches, one random sub-policy per sample."""
+    """AutoAugment (default: the CIFAR-10 policy) on uint8 batches, one random sub-policy per
+    sample."""
 
     def __init__(self, policy: list | None = None):
         self.policy = policy if policy is not None else cifar10_policy()
@@ -125,10 +138,12 @@ class AutoAugment:
         self._tables = {}
 
     def table(self, height: int, width: int, device) -> tuple[torch.Tensor, ...]:
-        """Per (sub-policy, slot): op index, probability, magnitude, signed flag (tensors on `device`)."""
+        """Per (sub-policy, slot): op index, probability, magnitude, signed flag (tensors on
+        `device`)."""
         key = (height, width, str(device))
         if key not in self._tables:
-            rows = [(self.ops.index(op), p, *op_magnitude(op, b, height, width)) for sub in self.policy for op, p, b in sub]
+            rows = [(self.ops.index(op), p, *op_magnitude(op, b, height, width))
+                    for sub in self.policy for op, p, b in sub]
             op, p, mag, signed = zip(*rows)
             shape = (len(self.policy), 2)
             self._tables[key] = (torch.tensor(op, device=device).view(shape),
@@ -138,7 +153,8 @@ class AutoAugment:
         return self._tables[key]
 
     def draw(self, n: int, height: int, width: int, g: torch.Generator | None = None, device="cpu"):
-        """Each sample's sub-policy, and per slot its op index (-1: skipped by its coin) and signed magnitude."""
+        """Each sample's sub-policy, and per slot its op index (-1: skipped by its coin) and signed
+        magnitude."""
         op, p, mag, signed = self.table(height, width, device)
         sub = torch.randint(0, len(self.policy), (n,), device=device, generator=g)
         coin = torch.rand(n, 2, device=device, generator=g, dtype=torch.float64)
@@ -150,14 +166,16 @@ class AutoAugment:
     def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
         _, ops, mags = self.draw(len(x), x.shape[-2], x.shape[-1], g, x.device)
         geometric = torch.tensor([op in GEOMETRIC for op in self.ops], device=x.device)
-        to_kind = torch.tensor([GEOMETRIC.index(op) if op in GEOMETRIC else -1 for op in self.ops], device=x.device)
+        to_kind = torch.tensor([GEOMETRIC.index(op) if op in GEOMETRIC else -1 for op in self.ops],
+                               device=x.device)
         x = x.clone()
         for slot in range(2):
             op, m = ops[:, slot], mags[:, slot]
-            group = torch.where(op < 0, -1, torch.where(geometric[op], len(self.ops), op))   # geometric: one group
+            # one group per op, all geometric ops in one group, -1 for the skipped samples
+            group = torch.where(op < 0, -1, torch.where(geometric[op], len(self.ops), op))
             order = torch.argsort(group, stable=True)
             counts = torch.bincount(group + 1, minlength=len(self.ops) + 2).tolist()
-            start = counts[0]                                  # the samples whose coin skipped this slot
+            start = counts[0]                        # the samples whose coin skipped this slot
             for k, n in enumerate(counts[1:]):
                 if n:
                     idx = order[start:start + n]

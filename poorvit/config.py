@@ -1,4 +1,4 @@
-"""Configurations: the model (`ViTConfig`), the training recipe (`TrainConfig`), named presets, scales.
+"""Configurations: the model (`ViTConfig`), the recipe (`TrainConfig`), named presets, scales.
 
 One source of truth for every number the course uses. Notebooks, the CLI and the tests take a preset
 and override a few fields; they never retype a size. The `paper` preset is the baseline of
@@ -6,7 +6,7 @@ Wu, *Powerful Design of Small Vision Transformer on CIFAR10* (arXiv 2501.06220).
 
     cfg = get_config("paper", n_kv_head=4)          # a model preset plus overrides
     tcfg = get_train_config("smoke", epochs=2)       # a scale's training recipe plus overrides
-    scale = get_scale()                              # POORVIT_SCALE, or demo with CUDA, else smoke
+    scale = default_scale()                          # POORVIT_SCALE, or demo with CUDA, else smoke
 
 A config that cannot work raises `ValueError` at construction, naming the field, the value and what
 would be valid, never as a shape error in the middle of a forward pass.
@@ -32,67 +32,96 @@ def _check_choice(name: str, value: Any, choices) -> None:
 
 @dataclass(frozen=True)
 class ViTConfig:
-    """The architecture of a small Vision Transformer. Derived sizes are properties."""
+    """The architecture of a small Vision Transformer. Derived sizes are properties.
+
+    Two different low-rank ideas live here, named apart: `q_rank`/`kv_rank` are the widths of MLA's
+    latents (DeepSeek-V2, arXiv 2405.04434); `lowrank`/`lowrank_dim` are the study's own bottleneck
+    (Wu, arXiv 2501.06220) on the projections it names.
+    """
 
     image_size: int = 32          # side of the square input image, pixels
     in_chans: int = 3             # input channels (3 for RGB)
-    patch_size: int = 4           # side of a square patch, pixels; tokens = (image_size / patch_size)^2
-    patch_kernel: int = 0         # side of the window each token sees (0: = patch_size); larger windows overlap,
-                                  #   centred on their patch (zero padding at the borders), with the same stride
-    n_embd: int = 192             # width of every token (channels)
+    patch_size: int = 4           # side of a square patch, pixels; N = (image_size / patch_size)^2
+    patch_kernel: int = 0         # side of the window each token sees (0: = patch_size); larger
+                                  #   windows overlap, centred on their patch (zero padding at the
+                                  #   borders), with the same stride
+    n_embd: int = 192             # width of every token (channels, C)
     n_layer: int = 9              # number of transformer blocks
-    n_head: int = 12              # query heads; each head is n_embd / n_head channels wide
-    n_kv_head: int | None = None  # key/value heads: None (= n_head) is MHA, 1 is MQA, a divisor of n_head is GQA
+    n_head: int = 12              # query heads (H); each head is n_embd / n_head channels wide (d)
+    n_kv_head: int | None = None  # key/value heads: None (= n_head) is MHA, 1 is MQA, a divisor of
+                                  #   n_head is GQA
     q_rank: int = 0               # MLA: width of the low-rank query latent (0: full-rank queries)
-    kv_rank: int = 0              # MLA: width of the one latent that keys and values are decompressed from (0: off)
-    lowrank: str = ""             # the study's own bottleneck: which of "q", "k", "v" pass through it ("" = none)
+    kv_rank: int = 0              # MLA: width of the one latent keys and values come from (0: off)
+    lowrank: str = ""             # the study's bottleneck: which of "q", "k", "v" pass through it
     lowrank_dim: int = 64         # width of that bottleneck (channels); 64 in the study
     mlp_ratio: float = 2.0        # hidden width of the MLP / n_embd
     n_cls: int = 1                # number of class tokens prepended to the patch tokens
-    cls_head: str = "concat"      # tokens to logits: the class tokens "concat"enated (the study's code) or their "mean",
-                                  #   or "gap": the mean of the patch tokens (global average pooling; n_cls may be 0)
-    pos_embed: str = "learned"    # positional embedding: "learned", "sincos" (fixed 2-D sin-cos) or "none"
-    drop_path: float = 0.1        # stochastic-depth rate of the last block; block i gets i / (n_layer - 1) of it
-    patch_drop: float = 0.0       # training only: fraction of patch tokens dropped at random per image (0: off)
+    cls_head: str = "concat"      # tokens to logits: the class tokens "concat"enated (the study's
+                                  #   code) or their "mean", or "gap": the mean of the patch tokens
+                                  #   (global average pooling; n_cls may be 0)
+    pos_embed: str = "learned"    # positional embedding: "learned", "sincos" (fixed 2-D) or "none"
+    drop_path: float = 0.1        # stochastic-depth rate of the last block; block i gets
+                                  #   i / (n_layer - 1) of it
+    patch_drop: float = 0.0       # training only: share of patch tokens dropped per image (0: off)
     n_classes: int = 10           # classifier outputs
     qkv_bias: bool = True         # bias on the query/key/value projections
 
     def __post_init__(self):
+        self._check_sizes()
+        self._check_attention()
         C = self.n_embd
-        for name in ("image_size", "in_chans", "patch_size", "n_embd", "n_layer", "n_head", "n_cls", "n_classes"):
-            v, least = getattr(self, name), 0 if name == "n_cls" and self.cls_head == "gap" else 1
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= least, name, v,
-                   "a whole number >= 1" + (" (0 class tokens only with cls_head='gap')" if name == "n_cls" else ""))
-        _check(self.image_size % self.patch_size == 0, "patch_size", self.patch_size,
-               f"it must divide image_size={self.image_size} (e.g. {_divisors(self.image_size)})")
-        _check(self.patch_kernel == 0 or (self.patch_kernel >= self.patch_size
-                                          and (self.patch_kernel - self.patch_size) % 2 == 0), "patch_kernel",
-               self.patch_kernel, f"0, or patch_size={self.patch_size} plus an even number of pixels (a window centred on its patch)")
-        _check(C % self.n_head == 0, "n_head", self.n_head,
-               f"it must divide n_embd={C} (e.g. {_divisors(C)})")
-        kv = self.kv_heads
-        _check(isinstance(kv, int) and 1 <= kv <= self.n_head and self.n_head % kv == 0, "n_kv_head",
-               self.n_kv_head, f"it must divide n_head={self.n_head} (e.g. {_divisors(self.n_head)}), or be None for MHA")
-        for name in ("q_rank", "kv_rank"):
-            r = getattr(self, name)
-            _check(isinstance(r, int) and (r == 0 or 0 < r < C), name, r,
-                   f"0 turns MLA off; a latent must be narrower than n_embd={C} (1 .. {C - 1})")
-        _check(isinstance(self.lowrank, str) and set(self.lowrank) <= set("qkv")
-               and len(set(self.lowrank)) == len(self.lowrank), "lowrank", self.lowrank,
-               'a subset of "qkv" such as "q", "kv" or "qkv", or "" for none')
-        if self.lowrank:
-            _check(0 < self.lowrank_dim < C, "lowrank_dim", self.lowrank_dim, f"1 .. {C - 1} (narrower than n_embd)")
-        _check(not (self.q_rank and "q" in self.lowrank), "lowrank", self.lowrank,
-               "q_rank already compresses the queries; drop 'q' from lowrank or set q_rank=0")
-        _check(not (self.kv_rank and set("kv") & set(self.lowrank)), "lowrank", self.lowrank,
-               "kv_rank already compresses keys and values; drop 'k'/'v' from lowrank or set kv_rank=0")
-        _check(self.mlp_ratio > 0 and int(C * self.mlp_ratio) >= 1, "mlp_ratio", self.mlp_ratio, "a positive number")
+        _check(self.mlp_ratio > 0 and int(C * self.mlp_ratio) >= 1, "mlp_ratio", self.mlp_ratio,
+               "a positive number")
         _check_choice("cls_head", self.cls_head, ("concat", "mean", "gap"))
         _check_choice("pos_embed", self.pos_embed, ("learned", "sincos", "none"))
         if self.pos_embed == "sincos":
             _check(C % 4 == 0, "n_embd", C, "2-D sin-cos positions need a width divisible by 4")
         _check(0.0 <= self.drop_path < 1.0, "drop_path", self.drop_path, "a probability in [0, 1)")
         _check(0.0 <= self.patch_drop < 1.0, "patch_drop", self.patch_drop, "a fraction in [0, 1)")
+
+    def _check_sizes(self) -> None:
+        """Whole-number sizes, patches that tile the image, windows centred on their patch."""
+        for name in ("image_size", "in_chans", "patch_size", "n_embd", "n_layer", "n_head", "n_cls",
+                     "n_classes"):
+            v = getattr(self, name)
+            least = 0 if name == "n_cls" and self.cls_head == "gap" else 1
+            _check(isinstance(v, int) and not isinstance(v, bool) and v >= least, name, v,
+                   "a whole number >= 1"
+                   + (" (0 class tokens only with cls_head='gap')" if name == "n_cls" else ""))
+        _check(self.image_size % self.patch_size == 0, "patch_size", self.patch_size,
+               f"it must divide image_size={self.image_size} (e.g. {_divisors(self.image_size)})")
+        k, p = self.patch_kernel, self.patch_size
+        _check(k == 0 or (k >= p and (k - p) % 2 == 0), "patch_kernel", k,
+               f"0, or patch_size={p} plus an even number of pixels "
+               "(a window centred on its patch)")
+
+    def _check_attention(self) -> None:
+        """Heads that divide the width, GQA groups that divide the heads, MLA ranks and the study's
+        bottleneck within the width, and never two compressions of the same projection."""
+        C = self.n_embd
+        _check(C % self.n_head == 0, "n_head", self.n_head,
+               f"it must divide n_embd={C} (e.g. {_divisors(C)})")
+        kv = self.kv_heads
+        _check(isinstance(kv, int) and 1 <= kv <= self.n_head and self.n_head % kv == 0,
+               "n_kv_head", self.n_kv_head,
+               f"it must divide n_head={self.n_head} (e.g. {_divisors(self.n_head)}), "
+               "or be None for MHA")
+        for name in ("q_rank", "kv_rank"):
+            # a rank of n_embd saves nothing, but lets a test build full-rank MLA from a config
+            r = getattr(self, name)
+            _check(isinstance(r, int) and 0 <= r <= C, name, r,
+                   f"0 turns MLA off; a latent is 1 .. n_embd={C} wide")
+        _check(isinstance(self.lowrank, str) and set(self.lowrank) <= set("qkv")
+               and len(set(self.lowrank)) == len(self.lowrank), "lowrank", self.lowrank,
+               'a subset of "qkv" such as "q", "kv" or "qkv", or "" for none')
+        if self.lowrank:
+            _check(0 < self.lowrank_dim < C, "lowrank_dim", self.lowrank_dim,
+                   f"1 .. {C - 1} (narrower than n_embd)")
+        _check(not (self.q_rank and "q" in self.lowrank), "lowrank", self.lowrank,
+               "q_rank already compresses the queries; drop 'q' from lowrank or set q_rank=0")
+        _check(not (self.kv_rank and set("kv") & set(self.lowrank)), "lowrank", self.lowrank,
+               "kv_rank already compresses keys and values; "
+               "drop 'k'/'v' from lowrank or set kv_rank=0")
 
     # derived sizes
     @property
@@ -102,11 +131,12 @@ class ViTConfig:
 
     @property
     def head_dim(self) -> int:
+        """Channels per head, d = n_embd / n_head."""
         return self.n_embd // self.n_head
 
     @property
     def kernel(self) -> int:
-        """Side of the window the patch embedding reads per token (patch_size unless patch_kernel is set)."""
+        """Side of the window the patch embedding reads per token (patch_kernel, or patch_size)."""
         return self.patch_kernel or self.patch_size
 
     @property
@@ -116,11 +146,12 @@ class ViTConfig:
 
     @property
     def n_patches(self) -> int:
+        """Patch tokens, N = grid^2."""
         return self.grid ** 2
 
     @property
     def n_tokens(self) -> int:
-        """Sequence length seen by attention: class tokens plus patch tokens."""
+        """Sequence length seen by attention, T: class tokens plus patch tokens."""
         return self.n_patches + self.n_cls
 
     @property
@@ -143,22 +174,23 @@ def _divisors(n: int) -> str:
 
 # Named model presets. Sizes in the comments are parameter counts (a unit test holds them).
 PRESETS: dict[str, dict] = {
-    # the study's baseline: patch 4, 192 wide, 9 blocks, 12 heads, MLP ratio 2     2,697,610 params
+    # the study's baseline: patch 4, 192 wide, 9 blocks, 12 heads, MLP ratio 2    2,697,610 params
     "paper": dict(patch_size=4, n_embd=192, n_layer=9, n_head=12, mlp_ratio=2.0, drop_path=0.1),
-    # the CPU recipe's model: trains to a useful accuracy in minutes on two cores      ~0.5 M params
-    # (half of the patch tokens dropped in training, so each step costs about half; no class token: the
-    # classifier reads the average of the patch tokens. results/cpu/README.md: how each choice was measured)
-    "cpu": dict(patch_size=4, n_embd=128, n_layer=4, n_head=4, mlp_ratio=2.0, drop_path=0.0, patch_drop=0.5,
-                n_cls=0, cls_head="gap"),
-    # the chapters' smoke-scale model: seconds per epoch of a subset on a CPU            ~0.1 M params
+    # the CPU recipe's model: trains to a useful accuracy in minutes on two cores  ~0.5 M params
+    # (half of the patch tokens dropped in training, so each step costs about half; no class
+    # token: the classifier reads the average of the patch tokens. results/cpu/README.md: how each
+    # choice was measured)
+    "cpu": dict(patch_size=4, n_embd=128, n_layer=4, n_head=4, mlp_ratio=2.0, drop_path=0.0,
+                patch_drop=0.5, n_cls=0, cls_head="gap"),
+    # the chapters' smoke-scale model: seconds per epoch of a subset on a CPU       ~0.1 M params
     "smoke": dict(patch_size=4, n_embd=64, n_layer=4, n_head=4, mlp_ratio=2.0, drop_path=0.0),
-    # unit tests: the smallest model that still exercises every code path                ~15 k params
+    # unit tests: the smallest model that still exercises every code path           ~15 k params
     "micro": dict(patch_size=8, n_embd=32, n_layer=2, n_head=4, mlp_ratio=2.0, drop_path=0.0),
 }
 
 
 def get_config(name: str = "paper", **overrides) -> ViTConfig:
-    """The model preset `name` with `overrides` applied, validated."""
+    """The model preset `name` with `overrides` applied, validated (a bad field: `ValueError`)."""
     _check_choice("preset", name, tuple(PRESETS))
     return _build(ViTConfig, {**PRESETS[name], **overrides})
 
@@ -167,41 +199,47 @@ def get_config(name: str = "paper", **overrides) -> ViTConfig:
 class TrainConfig:
     """A training recipe. The defaults are the study's full recipe (the `paper` scale)."""
 
-    epochs: float = 100            # epochs of n samples each (n/repeats distinct images with repeated augmentation)
-    minutes: float = 0.0           # > 0: a wall-clock budget for the whole run, final evaluation included;
-                                   #   warmup and decay follow the clock, `epochs` is a cap
+    epochs: float = 100            # epochs of n samples each (n / repeats distinct images with
+                                   #   repeated augmentation)
+    minutes: float = 0.0           # > 0: a wall-clock budget for the whole run, final evaluation
+                                   #   included; warmup and decay follow the clock, `epochs` a cap
     batch_size: int = 256          # images per optimizer step (summed over all processes)
     optimizer: str = "adamw"       # "adamw" or "lion"
     lr: float = 1e-3               # peak learning rate, reached at the end of warmup
     min_lr: float = 1e-6           # learning rate at the end of the cosine decay
-    weight_decay: float = 0.05     # decoupled weight decay (none on norms, biases, positions, class tokens)
+    weight_decay: float = 0.05     # decoupled weight decay (none on norms, biases, positions,
+                                   #   class tokens)
     beta1: float = 0.9             # first-moment decay (AdamW) / interpolation (Lion)
     beta2: float = 0.999           # second-moment decay (AdamW) / momentum (Lion)
-    warmup_epochs: float = 10      # linear warmup length, epochs (a fraction of `minutes` when timed: see train.py)
+    warmup_epochs: float = 10      # linear warmup length, epochs (a fraction of `minutes` when
+                                   #   timed: see train.py)
     label_smoothing: float = 0.1   # mass spread evenly over all classes in the target
     grad_clip: float = 0.0         # max global gradient norm; 0 turns clipping off
     train_subset: int = 0          # train on the first N training images (0: all 50,000)
-    test_subset: int = 0           # evaluate during training on the first N test images (0: all 10,000)
+    test_subset: int = 0           # evaluate during training on the first N test images (0: all)
     crop_pad: int = 4              # random crop after zero-padding by this many pixels (0: no crop)
     flip: bool = True              # random horizontal flip
     autoaugment: bool = True       # AutoAugment, CIFAR-10 policy
     random_erasing: float = 0.25   # probability of erasing one random rectangle per image
     mixup_alpha: float = 1.0       # Beta(alpha, alpha) for Mixup (0: off)
     cutmix_alpha: float = 1.0      # Beta(alpha, alpha) for CutMix (0: off)
-    mix_prob: float = 0.5          # fraction of batches that get Mixup or CutMix (one of the two, evenly)
-    repeats: int = 3               # repeated augmentation: each drawn image appears this many times, side by side
-    whiten: str = "off"            # patch-embedding init from data: "off", "trainable" or "frozen"
+    mix_prob: float = 0.5          # fraction of batches that get Mixup or CutMix (one, evenly)
+    repeats: int = 3               # repeated augmentation: each drawn image appears this many
+                                   #   times, side by side
+    whiten: str = "off"            # patch-embedding init from data: "off", "trainable", "frozen"
     whiten_eps: float = 1e-2       # added to the eigenvalues before 1/sqrt in the whitening filters
-    precision: str = "auto"        # "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16" or "fp16"
+    precision: str = "auto"        # "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
     compile: bool = False          # torch.compile the model
     eval_every: int = 1            # evaluate on the test set every N epochs (and always at the end)
     seed: int = 0                  # seeds weights, data order and augmentation
-    scale: str = "custom"          # the scale this recipe came from (smoke, demo, paper), for the record
+    scale: str = "custom"          # the scale this recipe came from (smoke, demo ...), for records
 
     def __post_init__(self):
         _check(self.epochs > 0, "epochs", self.epochs, "a positive number of epochs")
-        _check(self.minutes >= 0, "minutes", self.minutes, "0 (no time budget) or a positive number")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", self.batch_size, "a whole number >= 1")
+        _check(self.minutes >= 0, "minutes", self.minutes,
+               "0 (no time budget) or a positive number")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
+               self.batch_size, "a whole number >= 1")
         _check_choice("optimizer", self.optimizer, ("adamw", "lion"))
         _check(self.lr > 0, "lr", self.lr, "a positive learning rate")
         _check(0 <= self.min_lr <= self.lr, "min_lr", self.min_lr, f"between 0 and lr={self.lr}")
@@ -209,51 +247,72 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "a number in [0, 1)")
         _check(0 <= self.warmup_epochs, "warmup_epochs", self.warmup_epochs, "0 or more")
-        _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a number in [0, 1)")
+        _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing,
+               "a number in [0, 1)")
         _check(self.grad_clip >= 0, "grad_clip", self.grad_clip, "0 (off) or a positive norm")
         for name in ("train_subset", "test_subset", "crop_pad"):
-            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, getattr(self, name), "0 or a whole number")
-        _check(0 <= self.random_erasing <= 1, "random_erasing", self.random_erasing, "a probability in [0, 1]")
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 0, name, v, "0 or a whole number")
+        _check(0 <= self.random_erasing <= 1, "random_erasing", self.random_erasing,
+               "a probability in [0, 1]")
         _check(self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha/cutmix_alpha",
                (self.mixup_alpha, self.cutmix_alpha), "0 (off) or a positive Beta parameter")
         _check(0 <= self.mix_prob <= 1, "mix_prob", self.mix_prob, "a probability in [0, 1]")
-        _check(isinstance(self.repeats, int) and self.repeats >= 1, "repeats", self.repeats, "a whole number >= 1")
+        _check(isinstance(self.repeats, int) and self.repeats >= 1, "repeats", self.repeats,
+               "a whole number >= 1")
         _check_choice("whiten", self.whiten, ("off", "trainable", "frozen"))
         _check(self.whiten_eps > 0, "whiten_eps", self.whiten_eps, "a positive number")
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
-        _check(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every", self.eval_every, "a whole number >= 1")
+        _check(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every",
+               self.eval_every, "a whole number >= 1")
 
 
-# The scales: the same code from a CPU in CI to a GPU. Each names a model preset and a recipe.
-# `smoke`: a CPU, seconds a run, a subset; the model must still learn (well above 10 % accuracy).
-# `demo`: one GPU, a few minutes a chapter. `paper`: the study's full recipe, 100 epochs.
-# `cpu`: the CPU recipe, a ViT trained on all of CIFAR-10 on a wall-clock budget (10 minutes on 2 cores);
-#   `python -m poorvit train --preset cpu` runs it (results/cpu/README.md: how each choice was measured).
+# The scales: the same code from a CPU in CI to a GPU. Each names a model preset, a recipe, whether
+# the chapters (notebooks) run at it, and what it is for. The recipes:
 _PLAIN = dict(autoaugment=False, random_erasing=0.0, mixup_alpha=0.0, cutmix_alpha=0.0, repeats=1)
 # the CPU recipe family: AdamW at a high peak lr with small batches (more steps in a short budget),
-# label smoothing 0.1, horizontal flips only: a few epochs are too short for heavy augmentation to pay back,
-# and even random crops cost more than they teach while the model underfits (results/cpu/README.md)
+# label smoothing 0.1, horizontal flips only: a few epochs are too short for heavy augmentation to
+# pay back, and even random crops cost more than they teach while the model underfits
+# (results/cpu/README.md)
 _CPU = dict(batch_size=32, lr=3e-3, weight_decay=0.05, label_smoothing=0.1, **_PLAIN, crop_pad=0)
 SCALES: dict[str, dict] = {
-    # 3 epochs of 5,000 images (470 steps of 32): ~15 s of training on 2 free cores; step-based, so cacheable
-    "smoke": dict(model="smoke", train=dict(_CPU, epochs=3, warmup_epochs=0.3, train_subset=5000, test_subset=1000)),
-    "demo": dict(model="paper", train=dict(epochs=20, warmup_epochs=2, repeats=1)),
-    "paper": dict(model="paper", train=dict()),
-    # 10 minutes of wall time in all (build, train, final evaluation); warmup 3 % of the budget; `epochs` a cap
-    # lr 1e-3, not the smoke's 3e-3: the cpu model is wider (128 vs 64), and at 3e-3 a wide model learned far
-    # less (results/cpu/levers-2min-128x6-lr3e-3.json: 21 % vs 45 % after 2 minutes)
-    "cpu": dict(model="cpu", train=dict(_CPU, lr=1e-3, minutes=10, epochs=100, warmup_epochs=3, whiten="trainable",
-                                        test_subset=1000)),
+    # 3 epochs of 5,000 images (470 steps of 32): ~15 s of training on 2 free cores; step-based,
+    # so cacheable
+    "smoke": {"model": "smoke", "notebooks": True,
+              "for": "a CPU or CI: seconds a run on a subset; the model must still learn",
+              "train": dict(_CPU, epochs=3, warmup_epochs=0.3, train_subset=5000,
+                            test_subset=1000)},
+    "demo": {"model": "paper", "notebooks": True,
+             "for": "one GPU: the study's model, a few minutes a chapter",
+             "train": dict(epochs=20, warmup_epochs=2, repeats=1)},
+    "paper": {"model": "paper", "notebooks": True,
+              "for": "the study's full recipe: its model, 100 epochs",
+              "train": dict()},
+    # 10 minutes of wall time in all (build, train, final evaluation); warmup 3 % of the budget;
+    # `epochs` a cap. lr 1e-3, not the smoke's 3e-3: the cpu model is wider (128 vs 64), and at
+    # 3e-3 a wide model learned far less (results/cpu/levers-2min-128x6-lr3e-3.json: 21 % vs 45 %
+    # after 2 minutes)
+    "cpu": {"model": "cpu", "notebooks": False,
+            "for": "the CPU recipe, a wall-clock command-line run (`python -m poorvit train "
+                   "--preset cpu`: all of CIFAR-10 in 10 minutes on 2 cores), not the chapters",
+            "train": dict(_CPU, lr=1e-3, minutes=10, epochs=100, warmup_epochs=3,
+                          whiten="trainable", test_subset=1000)},
 }
 
-# Model presets that come with a recipe of their own: `python -m poorvit train --preset cpu` trains the
-# `cpu` model with the `cpu` recipe (unless --scale names another recipe).
+# The scales the chapters take (`poorvit.course.setup()` refuses the others).
+NOTEBOOK_SCALES: tuple[str, ...] = tuple(name for name, s in SCALES.items() if s["notebooks"])
+
+# Model presets that come with a recipe of their own: `python -m poorvit train --preset cpu` trains
+# the `cpu` model with the `cpu` recipe (unless --scale names another recipe).
 PRESET_SCALES: dict[str, str] = {"cpu": "cpu"}
 
 
 def default_scale() -> str:
-    """`POORVIT_SCALE` if set, else `demo` where CUDA is present, else `smoke`."""
-    name = os.environ.get("POORVIT_SCALE", "").strip() or ("demo" if torch.cuda.is_available() else "smoke")
+    """`POORVIT_SCALE` if set, else `demo` where CUDA is present, else `smoke`.
+
+    Raises `ValueError` naming the scales when `POORVIT_SCALE` names none of them."""
+    name = (os.environ.get("POORVIT_SCALE", "").strip()
+            or ("demo" if torch.cuda.is_available() else "smoke"))
     _check_choice("POORVIT_SCALE", name, tuple(SCALES))
     return name
 
@@ -266,7 +325,8 @@ def get_train_config(scale: str | None = None, **overrides) -> TrainConfig:
 
 
 def scale_model(scale: str | None = None, **overrides) -> ViTConfig:
-    """The model preset a scale trains (the `smoke` model on a CPU, the study's `paper` model on a GPU)."""
+    """The model preset a scale trains (the `smoke` model on a CPU, the study's `paper` model on a
+    GPU), with `overrides` applied."""
     scale = scale or default_scale()
     _check_choice("scale", scale, tuple(SCALES))
     return get_config(SCALES[scale]["model"], **overrides)
@@ -276,7 +336,8 @@ def _build(cls, values: dict):
     valid = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - valid)
     if unknown:
-        raise ValueError(f"{cls.__name__} has no field {', '.join(unknown)}; valid fields: {', '.join(sorted(valid))}.")
+        raise ValueError(f"{cls.__name__} has no field {', '.join(unknown)}; "
+                         f"valid fields: {', '.join(sorted(valid))}.")
     return cls(**values)
 
 
@@ -317,5 +378,6 @@ def to_dict(cfg) -> dict:
     return asdict(cfg)
 
 
-__all__ = ["ViTConfig", "TrainConfig", "PRESETS", "SCALES", "PRESET_SCALES", "get_config", "get_train_config",
-           "scale_model", "default_scale", "with_overrides", "parse_overrides", "to_dict"]
+__all__ = ["ViTConfig", "TrainConfig", "PRESETS", "SCALES", "NOTEBOOK_SCALES", "PRESET_SCALES",
+           "get_config", "get_train_config", "scale_model", "default_scale", "with_overrides",
+           "parse_overrides", "to_dict"]

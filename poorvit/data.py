@@ -1,12 +1,13 @@
-"""CIFAR-10 from the official binary archive, read without pickle, and a loader that lives on the device.
+"""CIFAR-10 from the official binary archive, read without pickle, and a loader on the device.
 
 Krizhevsky, "Learning Multiple Layers of Features from Tiny Images" (2009). The official
-`cifar-10-binary.tar.gz` holds six files of records, each 1 label byte then 3072 pixel bytes (1024 red,
-1024 green, 1024 blue, row-major 32x32). `load_cifar10` downloads it once (checksum verified, with
-torchvision's download utilities) into `root` (default `$POORVIT_DATA`, else `~/.cache/poorvit`) and reads
-the records with numpy. Files in that layout that did not come from the verified archive are read as
-they are; if their record order is not the official one (e.g. the offline JPEG copy of CIFAR-10), the
-data is labelled "CIFAR-10 (JPEG copy)", and every result measured on it says so.
+`cifar-10-binary.tar.gz` holds six files of records, each 1 label byte then 3072 pixel bytes (1024
+red, 1024 green, 1024 blue, row-major 32x32). `load_cifar10` downloads it once (checksum verified,
+with torchvision's download utilities) into `root` (default `$POORVIT_DATA`, else
+`~/.cache/poorvit`) and reads the records with numpy. Files in that layout that did not come from
+the verified archive are read as they are; if their record order is not the official one (e.g. the
+offline JPEG copy of CIFAR-10), the data is labelled "CIFAR-10 (JPEG copy)", and every result
+measured on it says so.
 
 `DeviceLoader` keeps the whole dataset on the training device as uint8 (150 MB for the training set)
 and produces shuffled, augmented, normalized batches there: no worker processes, no host-to-device
@@ -24,7 +25,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
+from torchvision.datasets.utils import (check_integrity, download_and_extract_archive,
+                                        extract_archive)
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 ARCHIVE = "cifar-10-binary.tar.gz"
@@ -36,7 +38,7 @@ RECORD = 1 + 3 * 32 * 32
 RECORDS_PER_FILE = 10000
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MEAN = (0.4914, 0.4822, 0.4465)   # per-channel mean of the 50,000 official training images
-STD = (0.2470, 0.2435, 0.2616)    # and their standard deviation (the course's chapter 1 measures both)
+STD = (0.2470, 0.2435, 0.2616)    # and their standard deviation (chapter 1 measures both)
 # The first labels of the official files, in their official order: a fingerprint of the release.
 _OFFICIAL_FIRST_TRAIN = [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
 _OFFICIAL_FIRST_TEST = [3, 8, 8, 0, 6, 6, 1, 6, 3, 1, 0, 9, 5, 7, 9, 8, 5, 7, 8, 6]
@@ -54,7 +56,7 @@ class CIFAR10:
     test_x: torch.Tensor    # (10000, 3, 32, 32) uint8
     test_y: torch.Tensor    # (10000,) int64
     classes: tuple
-    label: str              # "CIFAR-10", or "CIFAR-10 (JPEG copy)" for files not in the official order
+    label: str              # "CIFAR-10", or "CIFAR-10 (JPEG copy)" for files in another order
     folder: str
 
 
@@ -68,9 +70,10 @@ def default_root() -> Path:
 def load_cifar10(root: str | os.PathLike | None = None, download: bool = True) -> CIFAR10:
     """Train and test images (uint8, N x 3 x 32 x 32), labels (int64) and class names.
 
-    Looks in `root/cifar-10-batches-bin/`; failing that extracts `root/cifar-10-binary.tar.gz` after
-    verifying its MD5; failing that downloads the official archive (if `download`). Never substitutes
-    other data: when nothing can be found or fetched, raises `DatasetError` saying how to get it.
+    Looks in `root/cifar-10-batches-bin/`; failing that extracts `root/cifar-10-binary.tar.gz`
+    after verifying its MD5; failing that downloads the official archive (if `download`). Never
+    substitutes other data: when nothing can be found or fetched, raises `DatasetError` saying how
+    to get it. Read once per folder (cached in memory).
     """
     root = Path(root).expanduser() if root is not None else default_root()
     folder = root / FOLDER
@@ -88,11 +91,13 @@ def _fetch(root: Path, download: bool) -> None:
     if archive.exists():
         if not check_integrity(str(archive), MD5):
             raise DatasetError(
-                f"{archive} is corrupt or incomplete (its MD5 is not {MD5}). Delete it and run again to "
-                f"download it, or place a good copy of the official archive there ({URL}).")
+                f"{archive} is corrupt or incomplete (its MD5 is not {MD5}). Delete it and run "
+                f"again to download it, or place a good copy of the official archive there "
+                f"({URL}).")
     elif download:
         try:
-            download_and_extract_archive(URL, str(root), filename=ARCHIVE, md5=MD5, remove_finished=False)
+            download_and_extract_archive(URL, str(root), filename=ARCHIVE, md5=MD5,
+                                         remove_finished=False)
             _write_marker(root)
             return
         except (urllib.error.URLError, OSError, RuntimeError) as err:
@@ -106,14 +111,16 @@ def _fetch(root: Path, download: bool) -> None:
 
 
 def _missing_message(root: Path, why: str) -> str:
-    return (f"CIFAR-10 is not in {root} ({FOLDER}/ with {', '.join(TRAIN_FILES)} and {TEST_FILE}), and {why}.\n"
-            f"Two ways out: connect to the internet once and run again (the official archive, 162 MB, is "
-            f"downloaded and checked), or place the official archive {ARCHIVE} (from {URL}) in {root}. "
-            f"Set POORVIT_DATA to use another folder.")
+    return (f"CIFAR-10 is not in {root} ({FOLDER}/ with {', '.join(TRAIN_FILES)} and "
+            f"{TEST_FILE}), and {why}.\n"
+            f"Two ways out: connect to the internet once and run again (the official archive, "
+            f"162 MB, is downloaded and checked), or place the official archive {ARCHIVE} (from "
+            f"{URL}) in {root}. Set POORVIT_DATA to use another folder.")
 
 
 def _write_marker(root: Path) -> None:
-    (root / FOLDER / _MARKER).write_text(json.dumps({"dataset": "CIFAR-10", "archive": ARCHIVE, "md5": MD5}))
+    marker = {"dataset": "CIFAR-10", "archive": ARCHIVE, "md5": MD5}
+    (root / FOLDER / _MARKER).write_text(json.dumps(marker))
 
 
 def _read_records(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -121,13 +128,15 @@ def _read_records(path: Path) -> tuple[np.ndarray, np.ndarray]:
     size = path.stat().st_size
     if size != expected:
         raise DatasetError(f"{path} has {size:,} bytes; a CIFAR-10 batch file has {expected:,} "
-                           f"({RECORDS_PER_FILE:,} records of {RECORD:,} bytes). The file is truncated or not "
-                           f"CIFAR-10: delete the folder {path.parent} and run again to download it afresh.")
+                           f"({RECORDS_PER_FILE:,} records of {RECORD:,} bytes). The file is "
+                           f"truncated or not CIFAR-10: delete the folder {path.parent} and run "
+                           f"again to download it afresh.")
     raw = np.fromfile(path, dtype=np.uint8).reshape(RECORDS_PER_FILE, RECORD)
     labels = raw[:, 0]
     if labels.max() >= len(CLASSES):
-        raise DatasetError(f"{path} holds label {labels.max()}, but CIFAR-10 has {len(CLASSES)} classes: the file "
-                           f"is corrupt. Delete the folder {path.parent} and run again.")
+        raise DatasetError(f"{path} holds label {labels.max()}, but CIFAR-10 has {len(CLASSES)} "
+                           f"classes: the file is corrupt. Delete the folder {path.parent} and run "
+                           f"again.")
     return raw[:, 1:].reshape(-1, 3, 32, 32), labels
 
 
@@ -139,14 +148,16 @@ def _read(folder: str) -> CIFAR10:
     train_y = np.concatenate([p[1] for p in parts])
     test_x, test_y = _read_records(folder / TEST_FILE)
     official = (folder / _MARKER).exists() or (
-        train_y[:10].tolist() == _OFFICIAL_FIRST_TRAIN and test_y[:20].tolist() == _OFFICIAL_FIRST_TEST)
+        train_y[:10].tolist() == _OFFICIAL_FIRST_TRAIN
+        and test_y[:20].tolist() == _OFFICIAL_FIRST_TEST)
     return CIFAR10(torch.from_numpy(train_x), torch.from_numpy(train_y.astype(np.int64)),
                    torch.from_numpy(test_x), torch.from_numpy(test_y.astype(np.int64)), CLASSES,
                    "CIFAR-10" if official else "CIFAR-10 (JPEG copy)", str(folder))
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    """uint8 (or [0, 1] float) images -> float, per-channel standardized with CIFAR-10's MEAN and STD."""
+    """uint8 (or [0, 1] float) images (..., 3, H, W) -> float, per-channel standardized with
+    CIFAR-10's MEAN and STD."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
     mean = torch.tensor(MEAN, device=x.device).view(-1, 1, 1)
     std = torch.tensor(STD, device=x.device).view(-1, 1, 1)
@@ -166,23 +177,24 @@ class DeviceLoader:
     * `train=True`: each epoch a fresh random order (seeded by `seed` and the epoch), drop-last, and
       `transform(x_uint8, y, generator) -> (x_float, target)` on each batch. With `repeats=r`
       (repeated augmentation, Hoffer et al. arXiv 1901.09335; DeiT's RASampler) an epoch draws n/r
-      images and shows each r times, side by side in the same batch, each copy in its own random view:
-      an epoch still has n samples but only n/r distinct images. `set_epoch(e)` makes epoch `e`
-      reproducible on its own, which is what resuming needs.
+      images and shows each r times, side by side in the same batch, each copy in its own random
+      view: an epoch still has n samples but only n/r distinct images. `set_epoch(e)` makes epoch
+      `e` reproducible on its own, which is what resuming needs.
     * `train=False`: the images in order, every one once, normalized only.
-    * `rank`/`world`: under DistributedDataParallel each process builds the same global training batch
-      (same random draws) and keeps its own slice, so the union over processes is exactly the
+    * `rank`/`world`: under DistributedDataParallel each process builds the same global training
+      batch (same random draws) and keeps its own slice, so the union over processes is exactly the
       single-process batch; evaluation gives each process every `world`-th image.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
-                 device: str | torch.device = "cpu", seed: int = 0, transform: Callable | None = None,
-                 subset: int = 0, repeats: int = 1, rank: int = 0, world: int = 1):
+                 device: str | torch.device = "cpu", seed: int = 0,
+                 transform: Callable | None = None, subset: int = 0, repeats: int = 1,
+                 rank: int = 0, world: int = 1):
         if subset:
             images, labels = images[:subset], labels[:subset]
         if train and batch_size > len(images):
-            raise ValueError(f"batch_size={batch_size} is larger than the {len(images)} training images; "
-                             f"lower batch_size or raise train_subset")
+            raise ValueError(f"batch_size={batch_size} is larger than the {len(images)} training "
+                             f"images; lower batch_size or raise train_subset")
         if train and batch_size % world:
             raise ValueError(f"batch_size={batch_size} must be divisible by the {world} processes")
         self.device = torch.device(device)
@@ -206,7 +218,8 @@ class DeviceLoader:
         return torch.Generator(self.device).manual_seed(self.seed * 100_003 + self.epoch)
 
     def order(self, g: torch.Generator) -> torch.Tensor:
-        """The epoch's sample indices (length n): n/repeats random images, each repeated side by side."""
+        """The epoch's sample indices (length n): n/repeats random images, each repeated side by
+        side."""
         n, r = len(self.x), self.repeats
         picks = torch.randperm(n, device=self.device, generator=g)[: -(-n // r)]
         return picks.repeat_interleave(r)[:n]
@@ -222,10 +235,11 @@ class DeviceLoader:
                 yield normalize(x), y
                 continue
             x, y = self.transform(x, y, g) if self.transform is not None else (normalize(x), y)
-            if self.world > 1:                   # the same global batch everywhere; keep this process's slice
-                x, y = x[self.rank * share:(self.rank + 1) * share], y[self.rank * share:(self.rank + 1) * share]
+            if self.world > 1:      # the same global batch everywhere; keep this process's slice
+                mine = slice(self.rank * share, (self.rank + 1) * share)
+                x, y = x[mine], y[mine]
             yield x, y
 
 
-__all__ = ["load_cifar10", "CIFAR10", "DatasetError", "DeviceLoader", "normalize", "denormalize", "CLASSES",
-           "MEAN", "STD", "default_root"]
+__all__ = ["load_cifar10", "CIFAR10", "DatasetError", "DeviceLoader", "normalize", "denormalize",
+           "CLASSES", "MEAN", "STD", "default_root"]

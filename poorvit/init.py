@@ -1,11 +1,12 @@
 """Weight initialisation, and the whitening init of the patch embedding.
 
-Whitening: the patch embedding sees 3*p*p pixel values per patch, strongly correlated with each other.
-The eigenvectors of their second-moment matrix, each scaled by 1/sqrt(eigenvalue + eps), are filters
-whose outputs are decorrelated with unit variance. Writing them into the first 3*p*p output channels of
-the patch conv gives the network a well-conditioned start: the trick of the CNN speed-runs (Page's
-"How to train your ResNet", Keller Jordan's airbench, arXiv 2404.00498) that the study (Wu, arXiv
-2501.06220) brings to a ViT's patch tokens. Built from small pure functions of data:
+Whitening: the patch embedding sees 3*p*p pixel values per patch, strongly correlated with each
+other. The eigenvectors of their second-moment matrix, each scaled by 1/sqrt(eigenvalue + eps), are
+filters whose outputs are decorrelated with unit variance. Writing them into the first 3*p*p output
+channels of the patch conv gives the network a well-conditioned start: the trick of the CNN
+speed-runs (Page's "How to train your ResNet", Keller Jordan's airbench, arXiv 2404.00498) that the
+study (Wu, arXiv 2501.06220) brings to a ViT's patch tokens. Built from small pure functions of
+data:
 
     patches = stride1_patches(images, p)      # (M, 3*p*p), every p x p window
     sigma = second_moment(patches)            # (3*p*p, 3*p*p)
@@ -51,7 +52,8 @@ def init_weights(model: nn.Module, std: float = 0.02) -> None:
 
 
 def stride1_patches(images: torch.Tensor, p: int) -> torch.Tensor:
-    """Every p x p window of a batch of images (stride 1): (B, C, H, W) -> (B*(H-p+1)*(W-p+1), C*p*p)."""
+    """Every p x p window of a batch of images (stride 1):
+    (B, C, H, W) -> (B*(H-p+1)*(W-p+1), C*p*p)."""
     B, C = images.shape[:2]
     return F.unfold(images.float(), kernel_size=p, stride=1).transpose(1, 2).reshape(-1, C * p * p)
 
@@ -63,8 +65,8 @@ def second_moment(patches: torch.Tensor) -> torch.Tensor:
 
 
 def patch_second_moment(images: torch.Tensor, p: int, chunk: int = 500) -> torch.Tensor:
-    """`second_moment(stride1_patches(images, p))`, summed `chunk` images at a time, so that memory stays
-    small however many images and however large the window: (3*p*p, 3*p*p), float64."""
+    """`second_moment(stride1_patches(images, p))`, summed `chunk` images at a time, so that memory
+    stays small however many images and however large the window: (3*p*p, 3*p*p), float64."""
     total, count = 0, 0
     for i in range(0, len(images), chunk):
         x = stride1_patches(images[i: i + chunk], p)
@@ -73,10 +75,12 @@ def patch_second_moment(images: torch.Tensor, p: int, chunk: int = 500) -> torch
 
 
 def whitening_filters(sigma: torch.Tensor, eps: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Filters (D, D), one per row, `v_i / sqrt(lambda_i + eps)`, ordered by eigenvalue (largest first).
+    """Filters (D, D), one per row, `v_i / sqrt(lambda_i + eps)`, ordered by eigenvalue (largest
+    first).
 
-    Applied to patches x, `filters @ x` has second moment diag(lambda / (lambda + eps)): the identity up
-    to how much `eps` damps the directions whose eigenvalue is below it. Returns (filters, eigenvalues).
+    Applied to patches x, `filters @ x` has second moment diag(lambda / (lambda + eps)): the
+    identity up to how much `eps` damps the directions whose eigenvalue is below it. Returns
+    (filters, eigenvalues).
     """
     eigvals, eigvecs = torch.linalg.eigh(sigma.double())            # ascending
     eigvals, eigvecs = eigvals.flip(0).clamp_min(0), eigvecs.flip(1)
@@ -84,14 +88,16 @@ def whitening_filters(sigma: torch.Tensor, eps: float = 1e-2) -> tuple[torch.Ten
     return filters.float(), eigvals.float()
 
 
-def whiten_patch_embed(model: nn.Module, images: torch.Tensor, eps: float = 1e-2, freeze: bool = False) -> torch.Tensor:
-    """Write whitening filters of `images` (normalized, (B, 3, H, W)) into the patch conv of a `ViT`.
+def whiten_patch_embed(model: nn.Module, images: torch.Tensor, eps: float = 1e-2,
+                       freeze: bool = False) -> torch.Tensor:
+    """Write whitening filters of `images` (normalized, (B, 3, H, W)) into the patch conv of a
+    `ViT`.
 
-    The first `3*k*k` output channels (k the conv's window: the patch size, or `patch_kernel`) get the
-    filters (largest eigenvalue first) and a zero bias; the other channels keep their init. A window with
-    more values than the token has channels gets its leading `n_embd` filters. With `freeze`, a gradient hook zeroes those rows, so they stay
-    fixed (the optimizer must not decay them either: `optim.param_groups` reads `frozen_channels`).
-    Returns the eigenvalues.
+    The first `3*k*k` output channels (k the conv's window: the patch size, or `patch_kernel`) get
+    the filters (largest eigenvalue first) and a zero bias; the other channels keep their init. A
+    window with more values than the token has channels gets its leading `n_embd` filters. With
+    `freeze`, a gradient hook zeroes those rows, so they stay fixed (the optimizer must not decay
+    them either: `optim.param_groups` reads `frozen_channels`). Returns the eigenvalues.
     """
     conv = model.tokens.patch.proj
     p, out_ch = conv.kernel_size[0], conv.out_channels
@@ -111,4 +117,5 @@ def whiten_patch_embed(model: nn.Module, images: torch.Tensor, eps: float = 1e-2
     return eigvals
 
 
-__all__ = ["init_weights", "stride1_patches", "second_moment", "patch_second_moment", "whitening_filters", "whiten_patch_embed"]
+__all__ = ["init_weights", "stride1_patches", "second_moment", "patch_second_moment",
+           "whitening_filters", "whiten_patch_embed"]

@@ -3,10 +3,10 @@
 * AdamW (Loshchilov & Hutter, arXiv 1711.05101) from torch, with no weight decay on norms, biases,
   positional embeddings and class tokens (decaying those pulls them to zero for no gain).
 * Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", arXiv 2302.06675) from
-  lion-pytorch: the sign of an interpolated momentum, so every coordinate moves by exactly lr; it keeps
-  one state tensor per parameter where AdamW keeps two.
-* Linear warmup then cosine decay to `min_lr`, a function of training progress in [0, 1] so it can follow
-  steps or wall time, set on the optimizer every iteration.
+  lion-pytorch: the sign of an interpolated momentum, so every coordinate moves by exactly lr; it
+  keeps one state tensor per parameter where AdamW keeps two.
+* Linear warmup then cosine decay to `min_lr`, a function of training progress in [0, 1] so it can
+  follow steps or wall time, set on the optimizer every iteration.
 """
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from .config import TrainConfig
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: matrices and conv kernels are decayed; norms, biases, positions, class tokens are not.
+    """Two groups: matrices and conv kernels are decayed; norms, biases, positions and class tokens
+    are not.
 
-    A patch conv whose first channels are frozen by the whitening init (`frozen_channels > 0`) is not
-    decayed either, so that the frozen filters stay exactly as written.
+    A patch conv whose first channels are frozen by the whitening init (`frozen_channels > 0`) is
+    not decayed either, so that the frozen filters stay exactly as written.
     """
     frozen = {id(m.proj.weight) for m in model.modules() if getattr(m, "frozen_channels", 0)}
     decay, no_decay = [], []
@@ -34,22 +35,40 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             no_decay.append(p)
         else:
             decay.append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool | None = None) -> torch.optim.Optimizer:
-    """AdamW or Lion over `param_groups(model)`, at the peak learning rate `cfg.lr`."""
+def make_optimizer(model: nn.Module, cfg: TrainConfig,
+                   fused: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW or Lion over `param_groups(model)`, at the peak learning rate `cfg.lr`. AdamW is
+    fused (one kernel for the whole update) on a GPU unless `fused` says otherwise (see
+    `adamw_kind`); Lion ignores `fused`."""
     groups = param_groups(model, cfg.weight_decay)
     if cfg.optimizer == "lion":
         return Lion(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     on_cuda = next(model.parameters()).is_cuda
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                             weight_decay=cfg.weight_decay,
                              fused=on_cuda if fused is None else fused)
 
 
+def adamw_kind(opt: torch.optim.Optimizer) -> str:
+    """Which implementation an AdamW step runs: "fused" (one kernel for the whole update), "foreach"
+    (a few operations over lists of tensors) or "for-loop" (several operations per parameter
+    tensor: torch's default on a CPU when neither is asked for)."""
+    group = opt.param_groups[0]
+    if group.get("fused"):
+        return "fused"
+    if group.get("foreach") or (group.get("foreach") is None
+                                and next(iter(group["params"])).is_cuda):
+        return "foreach"
+    return "for-loop"
+
+
 def lr_at(progress: float, lr: float, min_lr: float, warmup: float) -> float:
-    """Learning rate at `progress` in [0, 1] of training: linear from 0 over the first `warmup` fraction,
-    then a half cosine from `lr` down to `min_lr` at progress 1."""
+    """Learning rate at `progress` in [0, 1] of training (clamped): linear from 0 over the first
+    `warmup` fraction, then a half cosine from `lr` down to `min_lr` at progress 1."""
     progress = min(max(progress, 0.0), 1.0)
     if warmup > 0 and progress < warmup:
         return lr * progress / warmup
@@ -58,16 +77,19 @@ def lr_at(progress: float, lr: float, min_lr: float, warmup: float) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group."""
     for group in optimizer.param_groups:
         group["lr"] = lr
 
 
 def state_floats_per_param(optimizer: torch.optim.Optimizer) -> float:
-    """Floats of optimizer state kept per model parameter (AdamW: 2, Lion: 1), after at least one step."""
+    """Floats of optimizer state kept per model parameter (AdamW: 2, Lion: 1), after at least one
+    step (before it, the state is empty: 0)."""
     n_params = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
     n_state = sum(v.numel() for s in optimizer.state.values() for v in s.values()
                   if torch.is_tensor(v) and v.numel() > 1)
     return n_state / n_params
 
 
-__all__ = ["param_groups", "make_optimizer", "lr_at", "set_lr", "state_floats_per_param"]
+__all__ = ["param_groups", "make_optimizer", "adamw_kind", "lr_at", "set_lr",
+           "state_floats_per_param"]

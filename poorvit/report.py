@@ -1,20 +1,19 @@
 """Run records to a results table and a figure: `python -m poorvit report runs/`.
 
-Reads every complete run record under a folder (`runs.find_runs`: sweep folders, the run cache, or loose
-record JSON files such as those in the repository's `results/`), names each record's study row (from
-the sweep's tag, else by matching its configs against `sweep.ROWS` at its scale), and groups them by
-row, scale, dataset and baseline. Per group: test accuracy as mean ± std over seeds, the difference to
-the baseline of the same group, the study's number and its own difference, the device and the seconds a
-run took.
+Reads every complete run record under a folder (`runs.find_runs`: sweep folders, the run cache, or
+loose record JSON files such as those in the repository's `results/`), names each record's study row
+(from the sweep's tag, else by matching its configs against `study.ROWS` at its scale), and groups
+them by row, scale, dataset and baseline. Per group: test accuracy as mean ± std over seeds, the
+difference to the baseline of the same group, the study's number and its own difference, the device
+and the seconds a run took.
 
     records = find_runs("runs")
     rows = summarize(records)               # one dict per (row, scale, dataset, baseline)
     print(markdown(rows))                   # the table
-    figure(rows)                            # accuracy per row, and each row's difference to its baseline
+    figure(rows)                            # accuracy per row, and its difference to the baseline
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import statistics
@@ -22,16 +21,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .runs import config_hash, find_runs, run_key
-from .study import ACCURACY, CITATION
-from .sweep import ROWS, baseline_configs, row_configs
+from .study import ACCURACY, RECIPE, ROWS
+from .sweep import baseline_configs, row_configs
 
 SCALE_ORDER = {"smoke": 0, "demo": 1, "paper": 2}
 
 
 def identify(record: dict) -> tuple[str, str | None]:
-    """(row name, baseline family) of a record: the sweep's tag if it has one; else the row whose configs
-    at the record's scale equal the record's (its family: the scale's own baseline); else "unnamed". The
-    family is the run key of the baseline at seed 0, as `sweep` writes it."""
+    """(row name, baseline family) of a record: the sweep's tag if it has one; else the row whose
+    configs at the record's scale equal the record's (its family: the scale's own baseline); else
+    "unnamed". The family is the run key of the baseline at seed 0, as `sweep` writes it."""
     tag = record.get("sweep") or {}
     if tag.get("row") in ROWS:
         return tag["row"], tag.get("baseline")
@@ -47,7 +46,8 @@ def identify(record: dict) -> tuple[str, str | None]:
 
 
 def _differences(record: dict) -> str:
-    """What an unnamed record changes in its scale's baseline ("n_embd=128, lr=0.001"), "" if unknown."""
+    """What an unnamed record changes in its scale's baseline ("n_embd=128, lr=0.001"), "" if
+    unknown."""
     try:
         m, t = baseline_configs(record.get("scale"), record.get("seed", 0))
     except (ValueError, KeyError, TypeError):
@@ -59,7 +59,8 @@ def _differences(record: dict) -> str:
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (n - 1 in the denominator) over seeds; std None for one value."""
+    """Mean and sample standard deviation (n - 1 in the denominator) over seeds; std None for one
+    value."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
@@ -69,11 +70,12 @@ def _seconds(record: dict) -> float:
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per (study row, scale, dataset, baseline family), in the study's order. Accuracies in %."""
+    """One row per (study row, scale, dataset, baseline family), in the study's order; accuracies
+    in %, mean ± std over seeds (`mean_std`)."""
     groups: dict[tuple, list[dict]] = {}
     for rec in records:
         name, family = identify(rec)
-        if name == "unnamed":                # runs of one unnamed config, any seed: a group compared with nothing
+        if name == "unnamed":        # one unnamed config, any seed: a group compared with nothing
             train = {k: v for k, v in (rec.get("train") or {}).items() if k != "seed"}
             family = "unnamed-" + config_hash(rec.get("config") or {}, train, rec.get("dataset"))
         groups.setdefault((name, rec.get("scale"), rec.get("dataset"), family), []).append(rec)
@@ -83,21 +85,23 @@ def summarize(records: list[dict]) -> list[dict]:
         mean, std = mean_std(accs)
         devices = sorted({r.get("device_name") or r.get("device") or "?" for r in recs})
         row = ROWS.get(name)
+        compared = row and name in ACCURACY and row.reference in ACCURACY and name != row.reference
         out.append({
-            "row": name, "change": row.change() if row else _differences(recs[0]), "scale": scale, "dataset": dataset,
-            "device": ", ".join(devices), "n": len(recs), "seeds": sorted(r.get("seed", 0) for r in recs),
-            "mean": mean, "std": std, "seconds": statistics.fmean(_seconds(r) for r in recs),
+            "row": name, "change": row.change() if row else _differences(recs[0]),
+            "scale": scale, "dataset": dataset, "device": ", ".join(devices), "n": len(recs),
+            "seeds": sorted(r.get("seed", 0) for r in recs), "mean": mean, "std": std,
+            "seconds": statistics.fmean(_seconds(r) for r in recs),
             "params": recs[0].get("params"), "family": family,
             "commits": sorted({str(r.get("commit")) for r in recs}),
             "study": ACCURACY.get(name),
-            "study_delta": (ACCURACY[name] - ACCURACY[row.reference]
-                            if row and name in ACCURACY and row.reference in ACCURACY and name != row.reference
-                            else None),
+            "study_delta": ACCURACY[name] - ACCURACY[row.reference] if compared else None,
         })
-    base = {(r["scale"], r["dataset"], r["family"]): r["mean"] for r in out if r["row"] == "baseline"}
+    base = {(r["scale"], r["dataset"], r["family"]): r["mean"]
+            for r in out if r["row"] == "baseline"}
     for r in out:
         b = base.get((r["scale"], r["dataset"], r["family"]))
-        r["delta"] = r["mean"] - b if b is not None and r["row"] not in ("baseline", "unnamed") else None
+        measured = b is not None and r["row"] not in ("baseline", "unnamed")
+        r["delta"] = r["mean"] - b if measured else None
     order = {name: i for i, name in enumerate(ROWS)}
     out.sort(key=lambda r: (SCALE_ORDER.get(r["scale"], 9), str(r["dataset"]), str(r["family"]),
                             order.get(r["row"], len(order))))
@@ -112,28 +116,30 @@ def _signed(x) -> str:
     return "–" if x is None else f"{x:+.2f}"
 
 
-COLUMNS = ["row", "change", "scale", "dataset", "device", "params", "seeds", "accuracy (%)", "Δ baseline (pp)",
-           "study (%)", "study Δ (pp)", "train s / run"]
+COLUMNS = ["row", "change", "scale", "dataset", "device", "params", "seeds", "accuracy (%)",
+           "Δ baseline (pp)", "study (%)", "study Δ (pp)", "train s / run"]
 
 
 def table_rows(rows: list[dict]) -> list[dict]:
     """The summary as display strings, one dict per row, keyed by `COLUMNS`."""
-    return [{"row": r["row"], "change": f"`{r['change']}`" if r["change"] else "–", "scale": r["scale"],
-             "dataset": r["dataset"], "device": r["device"],
+    return [{"row": r["row"], "change": f"`{r['change']}`" if r["change"] else "–",
+             "scale": r["scale"], "dataset": r["dataset"], "device": r["device"],
              "params": "–" if r["params"] is None else f"{r['params']:,}", "seeds": str(r["n"]),
              "baseline run": f"`{str(r['family'])[:8]}`" if r["family"] else "–",
              "accuracy (%)": _pm(r["mean"], r["std"]), "Δ baseline (pp)": _signed(r["delta"]),
              "study (%)": "–" if r["study"] is None else f"{r['study']:.2f}",
-             "study Δ (pp)": _signed(r["study_delta"]), "train s / run": f"{r['seconds']:,.0f}"} for r in rows]
+             "study Δ (pp)": _signed(r["study_delta"]), "train s / run": f"{r['seconds']:,.0f}"}
+            for r in rows]
 
 
 def _columns(rows: list[dict], columns: list[str] | None) -> list[str]:
-    """`columns`, or COLUMNS with a `baseline run` column after `scale` when one scale holds rows measured
-    against different baselines (say, before and after a change of the scale's recipe)."""
+    """`columns`, or COLUMNS with a `baseline run` column after `scale` when one scale holds rows
+    measured against different baselines (say, before and after a change of the scale's recipe)."""
     if columns is not None:
         return columns
     named = [r for r in rows if r["row"] != "unnamed"]
-    if len({(r["scale"], r["dataset"], r["family"]) for r in named}) > len({(r["scale"], r["dataset"]) for r in named}):
+    families = {(r["scale"], r["dataset"], r["family"]) for r in named}
+    if len(families) > len({(r["scale"], r["dataset"]) for r in named}):
         i = COLUMNS.index("scale") + 1
         return COLUMNS[:i] + ["baseline run"] + COLUMNS[i:]
     return COLUMNS
@@ -151,14 +157,16 @@ def markdown(rows: list[dict], columns: list[str] | None = None) -> str:
 
 
 def html(rows: list[dict], columns: list[str] | None = None) -> str:
-    """The summary as an HTML table (for pasting into a page that has no kernel), scrolling when wide."""
+    """The summary as an HTML table (for pasting into a page that has no kernel), scrolling when
+    wide."""
     if not rows:
         return "<p><em>No run records found.</em></p>"
     columns = _columns(rows, columns)
     esc = lambda s: str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
     cells = table_rows(rows)
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c[k].strip('`'))}</td>" for k in columns) + "</tr>" for c in cells)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c[k].strip('`'))}</td>" for k in columns) + "</tr>"
+                   for c in cells)
     return (f'<div style="overflow-x: auto"><table class="table"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
@@ -170,30 +178,34 @@ def _record_name(path: str) -> str:
 
 
 def records_markdown(records: list[dict]) -> str:
-    """One line per record: what produced it (device, scale, dataset, seed, commit) and what it measured."""
+    """One line per record: what produced it (device, scale, dataset, seed, commit) and what it
+    measured (a Markdown table)."""
     if not records:
         return "_No run records found._"
-    cols = ["row", "scale", "dataset", "device", "seed", "commit", "accuracy (%)", "train s", "record"]
+    cols = ["row", "scale", "dataset", "device", "seed", "commit", "accuracy (%)", "train s",
+            "record"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for rec in sorted(records, key=lambda r: (SCALE_ORDER.get(r.get("scale"), 9), r.get("_path", ""))):
-        cells = [identify(rec)[0], rec.get("scale"), rec.get("dataset"), rec.get("device_name"), rec.get("seed"),
-                 f"`{rec.get('commit')}`", f"{100 * rec['final_acc']:.2f}", f"{_seconds(rec):,.0f}",
-                 f"`{_record_name(rec.get('_path', ''))}`"]
+    for rec in sorted(records,
+                      key=lambda r: (SCALE_ORDER.get(r.get("scale"), 9), r.get("_path", ""))):
+        cells = [identify(rec)[0], rec.get("scale"), rec.get("dataset"), rec.get("device_name"),
+                 rec.get("seed"), f"`{rec.get('commit')}`", f"{100 * rec['final_acc']:.2f}",
+                 f"{_seconds(rec):,.0f}", f"`{_record_name(rec.get('_path', ''))}`"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
 def figure(rows: list[dict]):
-    """Two panels: test accuracy per row and scale (mean ± std over seeds, the study's number beside it),
-    and each row's difference to its baseline, measured and as the study reports it."""
+    """Two panels: test accuracy per row and scale (mean ± std over seeds, the study's number beside
+    it), and each row's difference to its baseline, measured and as the study reports it."""
     import matplotlib.pyplot as plt
 
-    several = "baseline run" in _columns(rows, None)          # one scale measured against several baselines
-    labels = [f"{r['row']} ({r['scale']}" + (f", {str(r['family'])[:8]})" if several and r["family"] else ")")
-              for r in rows]
+    several = "baseline run" in _columns(rows, None)   # one scale, several baselines
+    labels = [f"{r['row']} ({r['scale']}"
+              + (f", {str(r['family'])[:8]})" if several and r["family"] else ")") for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 0.42 * len(rows) + 1.6), sharey=True)
     y = list(range(len(rows)))[::-1]
-    colors = {s: f"C{i}" for i, s in enumerate(sorted({r["scale"] for r in rows}, key=lambda s: SCALE_ORDER.get(s, 9)))}
+    scales = sorted({r["scale"] for r in rows}, key=lambda s: SCALE_ORDER.get(s, 9))
+    colors = {s: f"C{i}" for i, s in enumerate(scales)}
     for yi, r in zip(y, rows):
         c = colors[r["scale"]]
         ax1.errorbar(r["mean"], yi, xerr=r["std"] or 0, fmt="o", color=c, capsize=3)
@@ -211,36 +223,20 @@ def figure(rows: list[dict]):
     ax2.set_title("each row minus its baseline", fontsize=9)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f"measured, {s} scale") for s, c in colors.items()]
-    handles.append(plt.Line2D([], [], marker="D", ls="", mfc="none", color="k", label="the study (reported)"))
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f"measured, {s} scale")
+               for s, c in colors.items()]
+    handles.append(plt.Line2D([], [], marker="D", ls="", mfc="none", color="k",
+                              label="the study (reported)"))
     ax2.legend(handles=handles, fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 
 
-# ---- the recipe, field by field -------------------------------------------------------------------------
-
-# (field, what it sets, the chapter that explains it): the study's recipe as the course builds it up
-RECIPE = [
-    ("patch_size", "pixels per patch side", "1"),
-    ("pos_embed", "positional embedding", "1"),
-    ("n_embd", "token width", "3"), ("n_layer", "transformer blocks", "3"), ("n_head", "attention heads", "3"),
-    ("mlp_ratio", "MLP hidden width / token width", "3"), ("drop_path", "stochastic depth of the last block", "3"),
-    ("crop_pad", "random crop after padding (pixels)", "4"), ("flip", "random horizontal flip", "4"),
-    ("autoaugment", "AutoAugment, CIFAR-10 policy", "4"), ("random_erasing", "random erasing probability", "4"),
-    ("mixup_alpha", "Mixup Beta(α, α)", "4"), ("cutmix_alpha", "CutMix Beta(α, α)", "4"),
-    ("repeats", "repeated augmentation", "4"), ("label_smoothing", "label smoothing", "4"),
-    ("optimizer", "optimizer", "5"), ("batch_size", "images per step", "5"), ("lr", "peak learning rate", "5"),
-    ("weight_decay", "decoupled weight decay", "5"), ("warmup_epochs", "linear warmup (epochs)", "5"),
-    ("epochs", "training length (epochs)", "5"),
-    ("n_kv_head", "key/value heads (None: one per query head)", "6"), ("lowrank", "low-rank q/k/v bottleneck", "6"),
-    ("whiten", "patch embedding initialised by whitening", "7"), ("n_cls", "class tokens", "8"),
-    ("train_subset", "training images used (0: all 50,000)", "setup"),
-]
-
+# ---- the recipe, field by field ----------------------------------------------------------------
 
 def recipe_markdown(model_cfg, train_cfg, paper=None) -> str:
-    """The study's recipe field by field next to `model_cfg`/`train_cfg`, with the chapter of each."""
+    """The study's recipe field by field next to `model_cfg`/`train_cfg`, with the chapter of
+    each."""
     from .config import get_config, get_train_config
     paper_m, paper_t = paper or (get_config("paper"), get_train_config("paper"))
     lines = ["| field | what it sets | the study | this run | chapter |", "|---|---|---|---|---|"]
@@ -252,28 +248,33 @@ def recipe_markdown(model_cfg, train_cfg, paper=None) -> str:
     return "\n".join(lines)
 
 
-# ---- the results page: blocks generated from ROWS and from the records in results/ --------------------
+# ---- the results page: blocks generated from ROWS and from the records in results/ -------------
 
 def commands_markdown() -> str:
-    """The study's rows: what each changes, the study's number, and the command that trains it on a GPU."""
-    lines = ["| row | change from the baseline | study (%) | reproduce on your GPU (3 seeds) |", "|---|---|---|---|"]
+    """The study's rows: what each changes, the study's number, and the command that trains it on a
+    GPU (a Markdown table)."""
+    lines = ["| row | change from the baseline | study (%) | reproduce on your GPU (3 seeds) |",
+             "|---|---|---|---|"]
     for name, row in ROWS.items():
         study = f"{ACCURACY[name]:.2f}" if name in ACCURACY else "–"
         cmd = f"`python -m poorvit sweep --rows {name} --scale paper --seeds 3`"
-        lines.append(f"| {name} | {f'`{row.change()}`' if row.change() else '–'} | {study} | {cmd} |")
+        change = f"`{row.change()}`" if row.change() else "–"
+        lines.append(f"| {name} | {change} | {study} | {cmd} |")
     return "\n".join(lines)
 
 
 def page_blocks(records_dir: str | Path) -> dict[str, str]:
-    """The generated blocks of the results page: `rows` (the study's table with commands), `summary` and
-    `records` (what the records in `records_dir` measured)."""
+    """The generated blocks of the results page: `rows` (the study's table with commands), `summary`
+    and `records` (what the records in `records_dir` measured)."""
     records = find_runs(records_dir)
     if not records:
-        none = ("_No records yet: no run of the sweep at the demo or paper scale has been recorded for this course "
-                "so far, so the only measured numbers on this page are the smoke-scale ones measured in CI._")
+        none = ("_No records yet: no run of the sweep at the demo or paper scale has been recorded "
+                "for this course so far, so the only measured numbers on this page are the "
+                "smoke-scale ones measured in CI._")
         return {"rows": commands_markdown(), "summary": none, "records": "_None._"}
     scales = sorted({str(r.get("scale")) for r in records}, key=lambda s: SCALE_ORDER.get(s, 9))
-    summary = f"{len(records)} records, at the {', '.join(scales)} scale(s):\n\n" + markdown(summarize(records))
+    summary = (f"{len(records)} records, at the {', '.join(scales)} scale(s):\n\n"
+               + markdown(summarize(records)))
     return {"rows": commands_markdown(), "summary": summary, "records": records_markdown(records)}
 
 
@@ -282,7 +283,8 @@ def _block(name: str) -> re.Pattern:
 
 
 def update_page(page: str | Path, records_dir: str | Path, write: bool = True) -> list[str]:
-    """Rewrite the generated blocks of `page` from `records_dir`; returns the names of blocks that changed."""
+    """Rewrite the generated blocks of `page` from `records_dir`; returns the names of blocks that
+    changed."""
     page = Path(page)
     text = page.read_text(encoding="utf-8")
     changed = []
@@ -290,7 +292,8 @@ def update_page(page: str | Path, records_dir: str | Path, write: bool = True) -
         content += "\n"
         found = _block(name).search(text)
         if found is None:
-            raise ValueError(f"{page} has no block <!-- results:{name} --> ... <!-- /results:{name} -->")
+            raise ValueError(f"{page} has no block <!-- results:{name} --> ... "
+                             f"<!-- /results:{name} -->")
         if found.group(2) != content:
             changed.append(name)
             text = text[:found.start(2)] + content + text[found.end(2):]
@@ -299,50 +302,6 @@ def update_page(page: str | Path, records_dir: str | Path, write: bool = True) -
     return changed
 
 
-# ---- command line ----------------------------------------------------------------------------------------
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="render run records as a results table and a figure",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", nargs="?", default="runs", help="folder of run records (default: runs)")
-    p.add_argument("--out", default=None, help="write report.md and report.png into this folder")
-    p.add_argument("--records", action="store_true", help="also list every record: device, scale, seed, commit")
-    p.add_argument("--page", default=None, help="update the generated blocks of a results page (e.g. book/results.md)")
-    p.add_argument("--save-records", default=None, metavar="DIR",
-                   help="copy each record (JSON only, no weights) into DIR as <row>-<scale>-s<seed>-<key>.json")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    import json
-
-    if not Path(args.folder).exists():
-        raise ValueError(f"{args.folder}: no such folder")
-    records = find_runs(args.folder)
-    rows = summarize(records)
-    text = (f"{len(records)} run records in {args.folder}; study numbers from {CITATION} (arXiv 2501.06220)\n\n"
-            + markdown(rows) + ("\n\n" + records_markdown(records) if args.records else ""))
-    print(text)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").write_text(text + "\n", encoding="utf-8")
-        if rows:
-            figure(rows).savefig(out / "report.png", dpi=120, bbox_inches="tight")
-        print(f"wrote {out / 'report.md'}" + (f" and {out / 'report.png'}" if rows else ""))
-    if args.save_records:
-        dest = Path(args.save_records)
-        dest.mkdir(parents=True, exist_ok=True)
-        for rec in records:
-            name = f"{identify(rec)[0]}-{rec.get('scale')}-s{rec.get('seed')}-{rec.get('key')}.json"
-            clean = {k: v for k, v in rec.items() if not k.startswith("_")}
-            (dest / name).write_text(json.dumps(clean, indent=1, default=str) + "\n")
-        print(f"copied {len(records)} records into {dest}")
-    if args.page:
-        changed = update_page(args.page, args.save_records or args.folder)
-        print(f"{args.page}: " + (f"updated {', '.join(changed)}" if changed else "already up to date"))
-    return 0
-
-
-__all__ = ["RECIPE", "recipe_markdown", "mean_std", "identify", "summarize", "markdown", "html", "records_markdown", "figure", "table_rows", "COLUMNS",
-           "commands_markdown", "page_blocks", "update_page"]
+__all__ = ["recipe_markdown", "mean_std", "identify", "summarize", "markdown", "html",
+           "records_markdown", "figure", "table_rows", "COLUMNS", "commands_markdown",
+           "page_blocks", "update_page"]

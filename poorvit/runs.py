@@ -3,24 +3,27 @@
 A run lives in a folder named by a hash of everything that determines it (model config, training
 config, dataset), under `$POORVIT_RUNS` (default `~/.cache/poorvit/runs`):
 
-    record.json      config, seed, device, scale, dataset, package version and git commit, history, results
+    record.json      config, seed, device, scale, dataset, version, git commit, history, results
     model.pt         the final weights (a plain state dict: load with weights_only=True)
-    checkpoint.pt    while training: the last completed epoch, written atomically; removed at the end
+    checkpoint.pt    while training: the last finished epoch, written atomically; removed at the end
+
+Records are read by one reader: `load_record` (one file), `find_runs` (every run record under a
+folder) and `load_records` (every measurement in a results folder, a run record as one row) all go
+through `_read_json` and `is_record`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import platform
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn as nn
 
-from . import __version__
 from .config import TrainConfig, ViTConfig
 
 CACHE_VERSION = 1   # bump when a change to training would change the results of an identical config
@@ -30,7 +33,8 @@ def runs_root() -> Path:
     """`$POORVIT_RUNS`, else `~/.cache/poorvit/runs` (under `$XDG_CACHE_HOME` when set)."""
     if os.environ.get("POORVIT_RUNS"):
         return Path(os.environ["POORVIT_RUNS"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "poorvit" / "runs"
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
+    return cache / "poorvit" / "runs"
 
 
 def run_key(model_cfg: ViTConfig, train_cfg: TrainConfig, dataset: str) -> str:
@@ -40,25 +44,20 @@ def run_key(model_cfg: ViTConfig, train_cfg: TrainConfig, dataset: str) -> str:
 
 def config_hash(model: dict, train: dict, dataset: str | None) -> str:
     """`run_key` of configs given as dicts (as a run record stores them)."""
-    blob = json.dumps({"model": model, "train": train, "dataset": dataset, "v": CACHE_VERSION}, sort_keys=True,
-                      default=str)
+    blob = json.dumps({"model": model, "train": train, "dataset": dataset, "v": CACHE_VERSION},
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
 def git_commit() -> str | None:
     """The commit of the package's checkout (with `-dirty` if it has local changes), or None."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def atomic_save(obj, path: Path) -> None:
@@ -69,6 +68,7 @@ def atomic_save(obj, path: Path) -> None:
 
 
 def write_json(obj, path: Path) -> None:
+    """`obj` as indented JSON (other values as their str), written atomically like `atomic_save`."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=1, default=str))
     os.replace(tmp, path)
@@ -101,41 +101,103 @@ class Run:
 
     def __repr__(self) -> str:
         r = self.record
-        return (f"Run({self.model_cfg.attention_kind}, {r.get('params', 0):,} params, scale={r.get('scale')}, "
-                f"final_acc={r.get('final_acc', float('nan')):.4f}, {r.get('dataset')}, {r.get('device_name')})")
+        return (f"Run({self.model_cfg.attention_kind}, {r.get('params', 0):,} params, "
+                f"scale={r.get('scale')}, final_acc={r.get('final_acc', float('nan')):.4f}, "
+                f"{r.get('dataset')}, {r.get('device_name')})")
+
+
+def _read_json(path: Path) -> object | None:
+    """The parsed JSON of one file, or None if it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_record(obj: object) -> bool:
+    """Whether a parsed JSON object is a complete run record (as `train()` writes them)."""
+    return isinstance(obj, dict) and bool(obj.get("complete")) and "config" in obj
+
+
+def _json_files(folder: Path, recursive: bool) -> Iterator[tuple[Path, object]]:
+    """(path, parsed JSON) of every readable JSON file in `folder` (and below, if `recursive`),
+    sorted by path; files that cannot be read or parsed are skipped."""
+    for path in sorted(folder.rglob("*.json") if recursive else folder.glob("*.json")):
+        obj = _read_json(path)
+        if obj is not None:
+            yield path, obj
 
 
 def load_record(path: str | os.PathLike) -> dict:
-    """A run record from a run folder or a record JSON file."""
+    """A run record from a run folder or a record JSON file. Raises OSError if it is missing,
+    ValueError (json.JSONDecodeError) if it is not JSON."""
     path = Path(path)
     return json.loads((path / "record.json" if path.is_dir() else path).read_text())
 
 
 def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
-    """A finished run from its folder: the record and the model with its final weights (safe loading)."""
+    """A finished run from its folder: the record and the model with its final weights (safe
+    loading, on `device`, in eval mode)."""
     from .model import ViT
     path = Path(path)
     record = load_record(path)
     model_cfg, train_cfg = ViTConfig(**record["config"]), TrainConfig(**record["train"])
     model = ViT(model_cfg)
     model.load_state_dict(torch.load(path / "model.pt", map_location=device, weights_only=True))
-    return Run(model_cfg, train_cfg, record["history"], record, model.to(device).eval(), path, cached=True)
+    return Run(model_cfg, train_cfg, record["history"], record, model.to(device).eval(), path,
+               cached=True)
 
 
 def find_runs(root: str | os.PathLike) -> list[dict]:
-    """Every complete run record under `root` (run folders or loose record JSON files), sorted by path."""
-    root = Path(root)
+    """Every complete run record under `root` (run folders or loose record JSON files), sorted by
+    path; each gets `_path` (its file) unless it has one."""
     records = []
-    for p in sorted(root.rglob("*.json")):
-        try:
-            rec = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(rec, dict) and rec.get("complete") and "config" in rec:
-            rec.setdefault("_path", str(p))
+    for path, rec in _json_files(Path(root), recursive=True):
+        if is_record(rec):
+            rec.setdefault("_path", str(path))
             records.append(rec)
     return records
 
 
-__all__ = ["Run", "runs_root", "run_key", "git_commit", "device_name", "atomic_save", "write_json", "load_record",
-           "load_run", "find_runs", "CACHE_VERSION"]
+def _record_row(rec: dict) -> dict:
+    """A run record as one row of measurements: what it changed against the CPU recipe now (the
+    budget aside), its budget, seed and threads; accuracy (%), steps, epochs, params, wall s."""
+    from .report import _differences          # report reads runs: imported when needed
+    train = rec.get("train", {})
+    changes = [c for c in _differences({**rec, "scale": "cpu"}).split(", ")
+               if c and not c.startswith("minutes=")]
+    threads = [w for w in rec.get("device_name", "").rstrip(")").split(", ")
+               if w.endswith("threads")]
+    when = [f"{train.get('minutes', 0):g} minutes", f"seed {rec.get('seed')}", *threads]
+    return {"lever": f"a run: {', '.join(changes) or 'the recipe as it is now'}; {', '.join(when)}",
+            "test acc %": round(100 * rec["final_acc"], 2), "steps": rec.get("steps"),
+            "epochs": round(rec.get("steps", 0) * train.get("batch_size", 0) / 50_000, 2),
+            "params": rec.get("params"), "wall s": round(rec.get("seconds", 0), 1)}
+
+
+def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], str]:
+    """Measured records in a results folder (default: the repository's `results/cpu/`, if this
+    package runs from a clone): every JSON file flattened into rows (a run record becomes one row:
+    `_record_row`; a list, or a dict's "rows", one row per item; scalars kept, lists of up to 8
+    joined by spaces, dicts and longer lists left out), each with its `file`; and the folder's
+    README text ("" if none). Returns ([], "") when the folder does not exist, e.g. on Colab."""
+    folder = Path(folder) if folder else Path(__file__).resolve().parents[1] / "results" / "cpu"
+    if not folder.is_dir():
+        return [], ""
+    rows = []
+    for path, obj in _json_files(folder, recursive=False):
+        if is_record(obj) and "final_acc" in obj:
+            obj = _record_row(obj)
+        items = obj if isinstance(obj, list) else obj.get("rows", [obj]) if isinstance(obj, dict) \
+            else []
+        for item in items:
+            if isinstance(item, dict):
+                rows.append({"file": path.name, **{
+                    k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in item.items()
+                    if not isinstance(v, dict) and not (isinstance(v, list) and len(v) > 8)}})
+    readme = folder / "README.md"
+    return rows, readme.read_text() if readme.exists() else ""
+
+
+__all__ = ["Run", "runs_root", "run_key", "config_hash", "git_commit", "atomic_save", "write_json",
+           "load_record", "load_run", "find_runs", "is_record", "load_records", "CACHE_VERSION"]

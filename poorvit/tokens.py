@@ -3,7 +3,8 @@
 A ViT cuts the image into non-overlapping `p x p` patches, maps each flattened patch linearly to a
 token of width `n_embd` (Dosovitskiy et al., "An Image is Worth 16x16 Words", arXiv 2010.11929),
 adds a position to each token and prepends `n_cls` learned class tokens. The linear map is computed
-as a convolution with kernel and stride `p`, which is the same arithmetic (a unit test holds them equal).
+as a convolution with kernel and stride `p`, which is the same arithmetic (a unit test holds them
+equal).
 
 Shapes: images (B, 3, H, W); patches (B, N, 3*p*p) flattened in (channel, row, column) order, the
 order of a conv kernel, so `conv.weight.flatten(1)` is the matrix of the linear map.
@@ -18,29 +19,35 @@ from .config import ViTConfig
 
 
 def patchify(images: torch.Tensor, p: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, N, C*p*p): non-overlapping patches in raster order, flattened as (c, row, col)."""
+    """(B, C, H, W) -> (B, N, C*p*p): non-overlapping patches in raster order, each flattened
+    in (channel, row, column) order."""
     B, C, H, W = images.shape
     if H % p or W % p:
         raise ValueError(f"patch size {p} must divide the image size {H}x{W}")
     return F.unfold(images, kernel_size=p, stride=p).transpose(1, 2)
 
 
-def unpatchify(patches: torch.Tensor, p: int, image_size: int | tuple[int, int], channels: int = 3) -> torch.Tensor:
+def unpatchify(patches: torch.Tensor, p: int, image_size: int | tuple[int, int],
+               channels: int = 3) -> torch.Tensor:
     """Inverse of `patchify`: (B, N, C*p*p) -> (B, C, H, W)."""
     H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
     if patches.shape[-1] != channels * p * p or patches.shape[1] != (H // p) * (W // p):
-        raise ValueError(f"patches of shape {tuple(patches.shape)} do not tile a {channels}x{H}x{W} image with p={p}")
+        raise ValueError(f"patches of shape {tuple(patches.shape)} do not tile a "
+                         f"{channels}x{H}x{W} image with p={p}")
     return F.fold(patches.transpose(1, 2), output_size=(H, W), kernel_size=p, stride=p)
 
 
 def sincos_2d(grid: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
-    """Fixed 2-D sin-cos positions, (grid*grid, dim): a quarter of the channels each for sin/cos of x and y.
+    """Fixed 2-D sin-cos positions, (grid*grid, dim): a quarter of the channels each for sin/cos of
+    x and y.
 
-    As in MAE (He et al., arXiv 2111.06377): each axis gets frequencies `1 / temperature^(k / (dim/4))`.
+    As in MAE (He et al., arXiv 2111.06377): each axis gets the frequencies
+    `1 / temperature^(k / (dim/4))`.
     """
     if dim % 4:
         raise ValueError(f"2-D sin-cos positions need dim divisible by 4, got {dim}")
-    y, x = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64), indexing="ij")
+    axis = torch.arange(grid, dtype=torch.float64)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
     omega = 1.0 / temperature ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
     ox, oy = x.flatten()[:, None] * omega, y.flatten()[:, None] * omega
     return torch.cat([ox.sin(), ox.cos(), oy.sin(), oy.cos()], dim=1).float()
@@ -49,21 +56,23 @@ def sincos_2d(grid: int, dim: int, temperature: float = 10000.0) -> torch.Tensor
 class PatchEmbed(nn.Module):
     """Patch embedding: a conv with kernel = stride = p, i.e. one linear map applied to every patch.
 
-    With `kernel` > p each token reads a `kernel x kernel` window centred on its patch (overlapping its
-    neighbours by (kernel - p) / 2 pixels on each side, zero-padded at the image border): still one token
-    per patch and one linear map, on a larger input."""
+    With `kernel` > p each token reads a `kernel x kernel` window centred on its patch (overlapping
+    its neighbours by (kernel - p) / 2 pixels on each side, zero-padded at the image border): still
+    one token per patch and one linear map, on a larger input."""
 
     def __init__(self, patch_size: int, in_chans: int, n_embd: int, kernel: int | None = None):
         super().__init__()
         self.patch_size = patch_size
         kernel = kernel or patch_size
-        self.proj = nn.Conv2d(in_chans, n_embd, kernel_size=kernel, stride=patch_size, padding=(kernel - patch_size) // 2)
+        self.proj = nn.Conv2d(in_chans, n_embd, kernel_size=kernel, stride=patch_size,
+                              padding=(kernel - patch_size) // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, N, C)
         return self.proj(x).flatten(2).transpose(1, 2)
 
     def as_linear(self, patches: torch.Tensor) -> torch.Tensor:
-        """The same map on flattened patches: (B, N, 3*p*p) -> (B, N, C) (non-overlapping patches only)."""
+        """The same map on flattened patches: (B, N, 3*p*p) -> (B, N, C) (non-overlapping patches
+        only)."""
         return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
 
 
@@ -71,8 +80,8 @@ class TokenEmbed(nn.Module):
     """Images to the token sequence: [class tokens; patch tokens] + positions, (B, n_cls + N, C).
 
     `pos_embed="learned"` holds one learned vector per token, class tokens included (as timm and the
-    study's code do); `"sincos"` adds fixed 2-D sin-cos positions to the patch tokens and none to the
-    class tokens; `"none"` adds nothing (attention is then blind to where a patch came from).
+    study's code do); `"sincos"` adds fixed 2-D sin-cos positions to the patch tokens and none to
+    the class tokens; `"none"` adds nothing (attention is then blind to where a patch came from).
     """
 
     def __init__(self, cfg: ViTConfig):
@@ -80,7 +89,8 @@ class TokenEmbed(nn.Module):
         C = cfg.n_embd
         self.n_cls = cfg.n_cls
         self.patch = PatchEmbed(cfg.patch_size, cfg.in_chans, C, cfg.kernel)
-        self.cls_token = nn.Parameter(torch.zeros(1, cfg.n_cls, C)) if cfg.n_cls else None   # none with n_cls=0
+        # no class token with n_cls=0
+        self.cls_token = nn.Parameter(torch.zeros(1, cfg.n_cls, C)) if cfg.n_cls else None
         self.pos_kind = cfg.pos_embed
         if cfg.pos_embed == "learned":
             self.pos_embed = nn.Parameter(torch.zeros(1, cfg.n_tokens, C))
@@ -93,7 +103,7 @@ class TokenEmbed(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.patch(images)                                          # (B, N, C)
         if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, n_cls + N, C)
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, T, C)
         return x if self.pos_embed is None else x + self.pos_embed
 
 

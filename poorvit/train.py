@@ -1,32 +1,29 @@
 """`train()`: the course's one training loop, from a CPU in CI to several GPUs under torchrun.
 
-    run = train(get_config("paper"), get_train_config("demo"))       # -> Run: history, record, model
+    run = train(get_config("paper"), get_train_config("demo"))    # -> Run: history, record, model
     run.history[-1]["test_acc"], run.final_acc, run.record["device_name"]
 
-What it does, in order: seeds; builds the model (whitening init if asked); keeps CIFAR-10 on the device
-(`DeviceLoader`); per step sets the warmup-cosine learning rate, runs forward under autocast (bfloat16
-on GPUs that have it, float16 with a gradient scaler on the others, float32 on the CPU unless asked),
-label-smoothed cross-entropy, backward, optional gradient clipping, the optimizer step. Per epoch:
-evaluation, one line of progress, an atomic checkpoint. With a time budget (`minutes > 0`) the whole
-run fits in it: warmup and decay follow the clock, and training stops early enough to leave room for
-the evaluations so far and the final one on the full test set (timed on 500 test images at the start;
-training keeps at least half the budget, so a budget too short for its evaluations still trains).
-A NaN or inf loss stops the run naming the step and leaves the last good checkpoint in place. An
-interrupted run continues from its checkpoint (`resume=True`, the default) to the same final weights as
-an uninterrupted one. A run whose folder already holds a complete record is loaded, not retrained
-(`cache=True`).
+`TrainStep` is THE training step (`timing.BenchStep` times it phase by phase): forward under
+autocast (bfloat16 on GPUs that have it, float16 with a gradient scaler on the others, float32 on
+the CPU unless asked; Micikevicius et al., arXiv 1710.03740), label-smoothed cross-entropy on
+float32 logits (Szegedy et al., arXiv 1512.00567), backward, optional gradient clipping, the
+optimizer step. `train()` reads as its parts: the run cache (`_cached_run`), the clock (`Clock`:
+steps or a time budget, and the warmup-cosine lr), the model and its step, resuming (`_resume`),
+one epoch (`_train_epoch`: stops at the first NaN or inf loss, keeping the last good checkpoint),
+its history row (`_epoch_row`), the checkpoint (`_save_checkpoint`), the record (`_record`).
+A time budget (`minutes > 0`) covers the whole run, final evaluation included. An interrupted run
+resumes to the same final weights as an uninterrupted one.
 
 Under `torchrun --nproc_per_node K -m poorvit train ...` each process takes 1/K of every batch
-(DistributedDataParallel: NCCL on GPUs, gloo on CPUs); metrics are summed over processes and only rank 0
-writes files.
+(DistributedDataParallel: NCCL on GPUs, gloo on CPUs); metrics are summed over processes and only
+rank 0 writes files.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
@@ -39,29 +36,84 @@ import torch.nn.functional as F
 from . import __version__
 from .augment import TrainTransform
 from .config import TrainConfig, ViTConfig
+from .cost import count_params
 from .data import CIFAR10, DeviceLoader, load_cifar10, normalize
+from .device import autocast_dtype, device_name, get_device, synchronize
 from .init import whiten_patch_embed
-from .model import ViT, count_params
+from .model import ViT
 from .optim import lr_at, make_optimizer, set_lr
-from .runs import Run, atomic_save, device_name, git_commit, run_key, runs_root, write_json
+from .runs import Run, atomic_save, git_commit, load_run, run_key, runs_root, write_json
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+class TrainStep:
+    """THE training step: `loss, logits = step(x, y)` runs forward, backward and the optimizer step.
 
+    model: the module whose parameters train (its state is what a checkpoint saves); `net` is what
+    runs the forward: `model`, wrapped in DistributedDataParallel when `ddp`, compiled when
+    `train_cfg.compile`. The optimizer is `optim.make_optimizer(model, train_cfg, fused)`, `dtype`
+    the autocast dtype of `train_cfg.precision` on `device` (None: float32), `scaler` a gradient
+    scaler (active for float16 only), `criterion` cross-entropy with `train_cfg.label_smoothing`.
+    Phases (`timing.BenchStep` times them one by one): `forward(x, y)`, `backward(loss)`,
+    `optimizer_step()`.
+    """
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting, or None for plain float32."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    def __init__(self, model: nn.Module, train_cfg: TrainConfig,
+                 device: str | torch.device | None = None, *, ddp: bool = False,
+                 fused: bool | None = None):
+        self.device = get_device(device)
+        self.model = model
+        net = nn.parallel.DistributedDataParallel(model) if ddp else model
+        self.net = torch.compile(net) if train_cfg.compile else net
+        self.optimizer = make_optimizer(model, train_cfg, fused=fused)
+        self.dtype = autocast_dtype(train_cfg.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=train_cfg.label_smoothing)
+        self.grad_clip = train_cfg.grad_clip
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits) of images `x` (B, 3, H, W) against `y`: labels (B,) or soft targets
+        (B, n_classes) from Mixup/CutMix. The loss is a float32 scalar, on float32 logits; the
+        logits (B, n_classes) are in the autocast dtype."""
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            logits = self.net(x)
+            return self.criterion(logits.float(), y), logits
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Gradients of `loss` (scaled by the gradient scaler when it is active)."""
+        self.scaler.scale(loss).backward()
+
+    def optimizer_step(self) -> None:
+        """Unscale and clip the gradients to norm `train_cfg.grad_clip` (when > 0), step, update the
+        scaler, and drop the gradients (`zero_grad(set_to_none=True)`)."""
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One whole step on a batch: (loss, logits) as `forward` returns them."""
+        loss, logits = self.forward(x, y)
+        self.backward(loss)
+        self.optimizer_step()
+        return loss, logits
+
+    def state_dict(self) -> dict:
+        """The model, optimizer and scaler states (what a checkpoint keeps of the step)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
 
 
 def build_model(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = None,
                 device: torch.device | str = "cpu") -> ViT:
-    """The seeded model, with the whitening init from up to 10,000 training images if the recipe asks."""
+    """The seeded model, with the whitening init from up to 10,000 training images if the recipe
+    asks (then `data` is required)."""
     torch.manual_seed(train_cfg.seed)
     model = ViT(model_cfg)
     if train_cfg.whiten != "off":
@@ -72,8 +124,11 @@ def build_model(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | No
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DeviceLoader, dtype: torch.dtype | None = None) -> tuple[float, float, int]:
-    """(summed loss, correct, count) over a loader; sum over processes before dividing."""
+def evaluate(model: nn.Module, loader: DeviceLoader,
+             dtype: torch.dtype | None = None) -> tuple[float, float, int]:
+    """(summed cross-entropy, correct, count) of `model` over a loader's batches (images
+    (B, 3, H, W), labels (B,)), under `dtype` autocast (None: float32), in eval mode (the model's
+    mode is restored). Under torchrun each process sees its share: sum over processes to divide."""
     was = model.training
     model.eval()
     loss = torch.zeros((), device=loader.device)
@@ -89,7 +144,28 @@ def evaluate(model: nn.Module, loader: DeviceLoader, dtype: torch.dtype | None =
     return loss.item(), correct.item(), count
 
 
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Softmax probabilities (N, n_classes) of `model` in eval mode, on the CPU.
+
+    `images`: uint8 (N, 3, H, W) as stored (normalized here with CIFAR-10's statistics) or floats
+    already normalized. Runs in batches on the model's device; the model's train/eval mode is
+    restored.
+    """
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device)
+        x = normalize(x) if x.dtype == torch.uint8 else x.float()
+        out.append(model(x).float().softmax(-1).cpu())
+    model.train(was)
+    return torch.cat(out)
+
+
 def _all_sum(*values: float, device: torch.device) -> list[float]:
+    """`values` summed over the processes of a distributed run (as they are in a single process)."""
     if not (dist.is_available() and dist.is_initialized()):
         return list(values)
     t = torch.tensor(values, dtype=torch.float64, device=device)
@@ -113,163 +189,271 @@ def _distributed() -> tuple[int, int, torch.device | None]:
 
 def print_epoch(row: dict) -> None:
     """The default progress: one line per epoch."""
-    test = f"test acc {row['test_acc']:.4f}" if row.get("test_acc") is not None else "test acc   -   "
-    print(f"epoch {row['epoch']:>3}  loss {row['loss']:.4f}  train acc {row['train_acc']:.4f}  {test}  "
-          f"lr {row['lr']:.2e}  {row['seconds']:6.1f}s  {row['images_per_s']:,.0f} img/s", flush=True)
+    acc = row.get("test_acc")
+    test = f"test acc {acc:.4f}" if acc is not None else "test acc   -   "
+    print(f"epoch {row['epoch']:>3}  loss {row['loss']:.4f}  train acc {row['train_acc']:.4f}  "
+          f"{test}  lr {row['lr']:.2e}  {row['seconds']:6.1f}s  {row['images_per_s']:,.0f} img/s",
+          flush=True)
 
 
-def _final_eval_seconds(net: nn.Module, data: CIFAR10, dtype, device, rank: int, world: int) -> float:
-    """The time the final full-test evaluation will take, timed on 500 test images (after one untimed pass)
-    and scaled up with a 25 % margin: a timed run stops training early enough to evaluate within its budget."""
-    probe = DeviceLoader(data.test_x[:500], data.test_y[:500], 500, False, device, rank=rank, world=world)
-    evaluate(net, probe, dtype)        # once untimed: a compiled model compiles here, not in the estimate
-    t = time.perf_counter()
-    evaluate(net, probe, dtype)
-    return 1.25 * (time.perf_counter() - t) * len(data.test_y) / 500
+def _final_eval_seconds(net: nn.Module, data: CIFAR10, dtype: torch.dtype | None,
+                        device: torch.device, rank: int, world: int) -> float:
+    """Seconds the final full-test evaluation will take, timed on 500 test images (after one untimed
+    pass) and scaled up with a 25 % margin: a timed run stops training early enough to evaluate."""
+    from .timing import Timer       # timing builds on this module's TrainStep: imported when needed
+    probe = DeviceLoader(data.test_x[:500], data.test_y[:500], 500, False, device, rank=rank,
+                         world=world)
+    evaluate(net, probe, dtype)     # untimed first: a compiled model compiles here, not when timed
+    with Timer(device) as t:
+        evaluate(net, probe, dtype)
+    return 1.25 * t.ms / 1e3 * len(data.test_y) / 500
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: what a checkpoint keeps besides the step's state."""
+
+    history: list = field(default_factory=list)     # one row per finished epoch
+    epoch: int = 0                                  # epochs finished
+    step: int = 0                                   # optimizer steps taken
+    elapsed: float = 0.0                            # seconds in training epochs, over every attempt
+    done: bool = False                              # the clock or the step count ended training
+
+
+class Clock:
+    """Training progress in [0, 1], by steps or, with a time budget, by the clock; and the lr there.
+
+    With `train_cfg.minutes > 0` the budget covers the whole run from this object's creation (build,
+    training, evaluations, checkpoints): progress is the training time over what the budget leaves
+    for training once the time spent outside training and `reserve` seconds (the final evaluation)
+    are taken out; training keeps at least half the budget. `plan` must be called before `progress`.
+    """
+
+    def __init__(self, train_cfg: TrainConfig):
+        self.start = time.perf_counter()
+        self.cfg, self.budget = train_cfg, train_cfg.minutes * 60
+        self.total_steps, self.n_epochs, self.reserve = 1, 1, 0.0
+
+    def plan(self, steps_per_epoch: int, reserve: float = 0.0) -> None:
+        """The step count (`epochs` x `steps_per_epoch`, at least 1), the number of epochs (a
+        fractional `epochs` ends inside its last one) and the seconds kept for after training:
+        `reserve` plus 1 % of the budget for the last epoch's evaluation and checkpoint (0 if no
+        budget; with 0.5 % and a 10 % margin on the estimate, 10-minute runs took up to 605 s)."""
+        self.total_steps = max(1, math.ceil(self.cfg.epochs * steps_per_epoch))
+        self.n_epochs = math.ceil(self.cfg.epochs)
+        self.reserve = reserve + 0.01 * self.budget if self.budget else 0.0
+
+    def progress(self, step: int, elapsed: float, t0: float) -> float:
+        """Progress before step `step`: `elapsed` seconds of training before this epoch, which began
+        at `t0` (a `time.perf_counter()` reading)."""
+        if not self.budget:
+            return step / self.total_steps
+        now = time.perf_counter()
+        trained = elapsed + now - t0
+        outside = max(now - self.start - trained, 0.0)           # build, evaluations, checkpoints
+        return trained / max(self.budget - outside - self.reserve, self.budget / 2)
+
+    def lr(self, progress: float) -> float:
+        """The warmup-cosine learning rate at `progress` (warmup: `warmup_epochs / epochs`)."""
+        cfg = self.cfg
+        return lr_at(progress, cfg.lr, cfg.min_lr, cfg.warmup_epochs / cfg.epochs)
+
+    def finished(self, state: _Progress) -> bool:
+        """No more epochs: the clock or the step count ended training."""
+        return state.done or state.step >= self.total_steps
+
+
+def _cached_run(path: Path, key: str, device: torch.device, say: bool) -> Run | None:
+    """The finished run in `path` if its record is complete and has this `key`, else None."""
+    if not ((path / "record.json").exists() and (path / "model.pt").exists()):
+        return None
+    run = load_run(path, device)
+    if run.record.get("key") != key:
+        return None
+    if say:
+        print(f"loaded the finished run {path.name} from the run cache: final test acc "
+              f"{run.final_acc:.4f} ({run.record['dataset']}, {run.record['device_name']})")
+    return run
+
+
+def _loaders(data: CIFAR10, model_cfg: ViTConfig, cfg: TrainConfig, device: torch.device,
+             rank: int, world: int) -> tuple[DeviceLoader, DeviceLoader, DeviceLoader]:
+    """(augmented training batches, the per-epoch test subset, the full test set) on `device`."""
+    transform = TrainTransform.from_config(cfg, model_cfg.n_classes)
+    train_loader = DeviceLoader(data.train_x, data.train_y, cfg.batch_size, True, device, cfg.seed,
+                                transform, cfg.train_subset, cfg.repeats, rank, world)
+    test_loader = DeviceLoader(data.test_x, data.test_y, 500, False, device,
+                               subset=cfg.test_subset, rank=rank, world=world)
+    full_test = DeviceLoader(data.test_x, data.test_y, 500, False, device, rank=rank, world=world)
+    return train_loader, test_loader, full_test
+
+
+def _resume(step: TrainStep, ckpt_path: Path, model_cfg: ViTConfig, train_cfg: TrainConfig,
+            say: bool) -> _Progress:
+    """Load `ckpt_path` into `step` and return where it stood; a fresh start if there is none.
+    Raises ValueError if the checkpoint was written for other configs."""
+    if not ckpt_path.exists():
+        return _Progress()
+    ckpt = torch.load(ckpt_path, map_location=step.device, weights_only=True)
+    if ckpt["model_cfg"] != asdict(model_cfg) or ckpt["train_cfg"] != asdict(train_cfg):
+        raise ValueError(f"{ckpt_path} belongs to a different configuration; pass resume=False "
+                         f"(CLI: --fresh) to start over, or another out folder")
+    step.load_state_dict(ckpt)
+    state = _Progress(ckpt["history"], ckpt["epoch"], ckpt["step"], ckpt["elapsed"])
+    if say:
+        print(f"resuming {ckpt_path.parent.name} after epoch {state.epoch} (step {state.step})")
+    return state
+
+
+def _train_epoch(step: TrainStep, loader: DeviceLoader, clock: Clock, state: _Progress,
+                 ckpt_path: Path, bar=None) -> tuple[float, float, int, float]:
+    """Epoch `state.epoch` of training, until the loader, the step count or the clock ends it
+    (`state.done`); advances `state.step` and `state.elapsed`. Returns (summed loss, correct,
+    images, seconds) of this process. Raises FloatingPointError at the first NaN or inf loss."""
+    cfg, device = clock.cfg, step.device
+    torch.manual_seed(cfg.seed * 1000 + state.epoch)     # drop-path draws: reproducible per epoch
+    loader.set_epoch(state.epoch)
+    step.net.train()
+    t0 = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    first_bad = torch.full((), -1, device=device, dtype=torch.long)
+    seen = 0
+    for x, y in loader:
+        progress = clock.progress(state.step, state.elapsed, t0)
+        if state.step >= clock.total_steps or progress >= 1:
+            state.done = True
+            break
+        set_lr(step.optimizer, clock.lr(progress))
+        loss, logits = step(x, y)
+        bad = ~torch.isfinite(loss.detach())
+        first_bad = torch.where(bad & (first_bad < 0), torch.tensor(state.step, device=device),
+                                first_bad)
+        loss_sum += loss.detach() * len(x)
+        correct += (logits.argmax(-1) == (y if y.ndim == 1 else y.argmax(-1))).sum()
+        seen += len(x)
+        state.step += 1
+        if bar is not None:
+            bar.update(1)
+        if device.type == "cpu" and bad:
+            break
+    if first_bad.item() >= 0:
+        raise FloatingPointError(
+            f"the loss became NaN or inf at step {first_bad.item()} (epoch {state.epoch + 1}); "
+            f"training stopped. The last good checkpoint "
+            f"({ckpt_path if ckpt_path.exists() else 'none yet'}) is kept. "
+            f"Lower lr (now {cfg.lr}), set grad_clip, or use precision='fp32'.")
+    synchronize(device)
+    seconds = time.perf_counter() - t0
+    state.elapsed += seconds
+    return loss_sum.item(), correct.item(), seen, seconds
+
+
+def _epoch_row(step: TrainStep, sums: tuple, test_loader: DeviceLoader, clock: Clock,
+               state: _Progress) -> dict:
+    """The history row of the epoch just trained (`sums` from `_train_epoch`), summed over
+    processes, with the test subset's loss and accuracy every `eval_every` epochs and at the end."""
+    loss_sum, correct, seen, seconds = sums
+    loss_total, correct_total, seen_total = _all_sum(loss_sum, correct, seen, device=step.device)
+    last = state.epoch == clock.n_epochs - 1 or clock.finished(state)
+    test_acc = test_loss = None
+    if (state.epoch + 1) % clock.cfg.eval_every == 0 or last:
+        loss, right, n = _all_sum(*evaluate(step.net, test_loader, step.dtype), device=step.device)
+        test_acc, test_loss = right / n, loss / n
+    return {"epoch": state.epoch + 1, "step": state.step, "loss": loss_total / max(seen_total, 1),
+            "train_acc": correct_total / max(seen_total, 1), "test_loss": test_loss,
+            "test_acc": test_acc, "lr": step.optimizer.param_groups[0]["lr"], "seconds": seconds,
+            "images_per_s": seen_total / max(seconds, 1e-9)}
+
+
+def _save_checkpoint(step: TrainStep, state: _Progress, model_cfg: ViTConfig,
+                     train_cfg: TrainConfig, ckpt_path: Path) -> None:
+    """The step's state and `state`, written atomically (what `_resume` reads)."""
+    atomic_save({**step.state_dict(), "epoch": state.epoch, "step": state.step,
+                 "history": state.history, "elapsed": state.elapsed,
+                 "model_cfg": asdict(model_cfg), "train_cfg": asdict(train_cfg)}, ckpt_path)
+
+
+def _step_bar(clock: Clock, state: _Progress):
+    """A tqdm progress bar over the run's steps, starting at the steps already taken."""
+    from tqdm.auto import tqdm
+    return tqdm(total=clock.total_steps, initial=state.step, unit="step")
+
+
+def _save_run(model: nn.Module, record: dict, path: Path, say: bool, n_test: int) -> None:
+    """The finished run's files: final weights and record (atomically); the checkpoint goes.
+    `n_test`: the images of the final evaluation, for the line printed when `say`."""
+    atomic_save(model.state_dict(), path / "model.pt")
+    write_json(record, path / "record.json")
+    (path / "checkpoint.pt").unlink(missing_ok=True)
+    if say:
+        print(f"final test acc {record['final_acc']:.4f} on {n_test:,} {record['dataset']} test "
+              f"images  ({record['seconds']:.0f}s on {record['device_name']})")
+
+
+def _record(step: TrainStep, state: _Progress, full_test: DeviceLoader, clock: Clock,
+            model_cfg: ViTConfig, train_cfg: TrainConfig, *, key: str, dataset: str, world: int,
+            started: str) -> dict:
+    """The final evaluation on the full test set, and the run record: what produced the run
+    (configs, `key`, dataset, device, version, commit, ...), its history and results."""
+    loss, right, n = _all_sum(*evaluate(step.net, full_test, step.dtype), device=step.device)
+    tested = [r["test_acc"] for r in state.history if r["test_acc"] is not None]
+    return {
+        "key": key, "complete": True, "config": asdict(model_cfg),
+        "train": asdict(train_cfg), "seed": train_cfg.seed, "scale": train_cfg.scale,
+        "dataset": dataset, "device": step.device.type, "device_name": device_name(step.device),
+        "world_size": world, "version": __version__, "commit": git_commit(),
+        "torch": torch.__version__, "params": count_params(model_cfg), "started": started,
+        "seconds": time.perf_counter() - clock.start, "train_seconds": state.elapsed,
+        "steps": state.step, "epochs_run": len(state.history), "final_acc": right / n,
+        "final_loss": loss / n, "best_acc": max(tested + [right / n]), "history": state.history,
+    }
 
 
 def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = None,
           callbacks: Iterable[Callable[[dict], None]] = (), *, out: str | os.PathLike | None = None,
           resume: bool = True, cache: bool = True, device: str | torch.device | None = None,
           progress: str | None = "line") -> Run:
-    """Train `model_cfg` with `train_cfg` on CIFAR-10 (`data`, default `load_cifar10()`); return the Run.
+    """Train `model_cfg` with `train_cfg` on CIFAR-10 (`data`, default `load_cifar10()`); returns
+    the `Run` (history, record, the model with its final weights, in eval mode).
 
-    out: the run folder (default: `runs_root()/<hash of the configs and dataset>`).
-    resume: continue from `out/checkpoint.pt` if an earlier attempt left one (same configs only).
-    cache: return the finished run in `out` instead of training again.
-    callbacks: called with each epoch's history row. progress: "line" (one line per epoch), "bar"
-    (a tqdm bar over steps, for a person watching) or None.
+    out: the run folder (default: `runs_root()/<hash of the configs and dataset>`). resume: go on
+    from `out/checkpoint.pt` if there is one (same configs only; else ValueError). cache: return the
+    finished run in `out` instead of training again. device: default `device.get_device(None)`
+    (under torchrun: the process's own). callbacks: called with each epoch's history row.
+    progress: "line" (one line per epoch), "bar" (tqdm over steps) or None.
     """
     rank, world, dist_device = _distributed()
-    device = dist_device if dist_device is not None else torch.device(device) if device else default_device()
+    device = dist_device if dist_device is not None else get_device(device)
     data = data if data is not None else load_cifar10()
     key = run_key(model_cfg, train_cfg, data.label)
     path = Path(out) if out is not None else runs_root() / key
-    if cache and (path / "record.json").exists() and (path / "model.pt").exists():
-        from .runs import load_run
-        run = load_run(path, device)
-        if run.record.get("key") == key:
-            if rank == 0 and progress:
-                print(f"loaded the finished run {path.name} from the run cache: final test acc {run.final_acc:.4f} "
-                      f"({run.record['dataset']}, {run.record['device_name']})")
-            return run
+    say = rank == 0 and bool(progress)
+    if cache and (cached := _cached_run(path, key, device, say)) is not None:
+        return cached
     if rank == 0:
         path.mkdir(parents=True, exist_ok=True)
 
-    wall0 = time.perf_counter()                  # a time budget covers the whole run: build, train, evaluate
+    clock = Clock(train_cfg)            # a time budget covers the whole run: build, train, evaluate
     model = build_model(model_cfg, train_cfg, data, device)
-    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    if train_cfg.compile:
-        net = torch.compile(net)
-    optimizer = make_optimizer(model, train_cfg)
-    dtype = autocast_dtype(train_cfg.precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    transform = TrainTransform.from_config(train_cfg, model_cfg.n_classes)
-    train_loader = DeviceLoader(data.train_x, data.train_y, train_cfg.batch_size, True, device, train_cfg.seed,
-                                transform, train_cfg.train_subset, train_cfg.repeats, rank, world)
-    test_loader = DeviceLoader(data.test_x, data.test_y, 500, False, device, subset=train_cfg.test_subset,
-                               rank=rank, world=world)
-    full_test = DeviceLoader(data.test_x, data.test_y, 500, False, device, rank=rank, world=world)
-    steps_per_epoch = len(train_loader)
-    total_steps = max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
-    n_epochs = math.ceil(train_cfg.epochs)
-    budget = train_cfg.minutes * 60
-    warmup = train_cfg.warmup_epochs / train_cfg.epochs
-    # kept for after training: the final evaluation, plus 1 % of the budget for the last epoch's own
-    # evaluation and checkpoint (with 0.5 % and a 10 % margin on the estimate, 10-minute runs measured up to 605 s)
-    final_eval = _final_eval_seconds(net, data, dtype, device, rank, world) + 0.01 * budget if budget else 0.0
-
-    history, start_epoch, step, elapsed = [], 0, 0, 0.0
+    step = TrainStep(model, train_cfg, device, ddp=world > 1)
+    train_loader, test_loader, full_test = _loaders(data, model_cfg, train_cfg, device, rank, world)
+    final_eval = (_final_eval_seconds(step.net, data, step.dtype, device, rank, world)
+                  if clock.budget else 0.0)
+    clock.plan(len(train_loader), final_eval)
     ckpt_path = path / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if ckpt["model_cfg"] != asdict(model_cfg) or ckpt["train_cfg"] != asdict(train_cfg):
-            raise ValueError(f"{ckpt_path} belongs to a different configuration; pass resume=False (CLI: --fresh) "
-                             f"to start over, or another out folder")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        history, start_epoch, step, elapsed = ckpt["history"], ckpt["epoch"], ckpt["step"], ckpt["elapsed"]
-        if rank == 0 and progress:
-            print(f"resuming {path.name} after epoch {start_epoch} (step {step})")
-
-    criterion = nn.CrossEntropyLoss(label_smoothing=train_cfg.label_smoothing)
-    bar = None
-    if progress == "bar" and rank == 0:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total_steps, initial=step, unit="step")
+    state = _resume(step, ckpt_path, model_cfg, train_cfg, say) if resume else _Progress()
+    state.done = clock.budget > 0 and state.elapsed >= clock.budget
+    bar = _step_bar(clock, state) if progress == "bar" and rank == 0 else None
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    done = budget > 0 and elapsed >= budget
-    epoch = start_epoch
-    for epoch in range(start_epoch, n_epochs):
-        if done or step >= total_steps:
-            break
-        torch.manual_seed(train_cfg.seed * 1000 + epoch)          # drop-path draws: reproducible per epoch
-        train_loader.set_epoch(epoch)
-        net.train()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        first_bad = torch.full((), -1, device=device, dtype=torch.long)
-        seen = 0
-        for x, y in train_loader:
-            if budget:     # progress on the clock: training time / what the budget leaves for training
-                now = time.perf_counter()
-                trained = elapsed + now - t0
-                outside = max(now - wall0 - trained, 0.0)            # build, evaluations, checkpoints
-                progress_now = trained / max(budget - outside - final_eval, budget / 2)   # training keeps >= half
-            else:
-                progress_now = step / total_steps
-            if step >= total_steps or progress_now >= 1:
-                done = True
-                break
-            set_lr(optimizer, lr_at(progress_now, train_cfg.lr, train_cfg.min_lr, warmup))
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = net(x)
-                loss = criterion(logits.float(), y)
-            scaler.scale(loss).backward()
-            if train_cfg.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            bad = ~torch.isfinite(loss.detach())
-            first_bad = torch.where(bad & (first_bad < 0), torch.tensor(step, device=device), first_bad)
-            loss_sum += loss.detach() * len(x)
-            correct += (logits.argmax(-1) == (y if y.ndim == 1 else y.argmax(-1))).sum()
-            seen += len(x)
-            step += 1
-            if bar is not None:
-                bar.update(1)
-            if device.type == "cpu" and bad:
-                break
-        if first_bad.item() >= 0:
-            bad_step = first_bad.item()
-            msg = (f"the loss became NaN or inf at step {bad_step} (epoch {epoch + 1}); training stopped. "
-                   f"The last good checkpoint ({ckpt_path if ckpt_path.exists() else 'none yet'}) is kept. "
-                   f"Lower lr (now {train_cfg.lr}), set grad_clip, or use precision='fp32'.")
-            raise FloatingPointError(msg)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        elapsed += seconds
-        loss_total, correct_total, seen_total = _all_sum(loss_sum.item(), correct.item(), seen, device=device)
-        last = epoch == n_epochs - 1 or done or step >= total_steps
-        test_acc = test_loss = None
-        if (epoch + 1) % train_cfg.eval_every == 0 or last:
-            l, c, n = _all_sum(*evaluate(net, test_loader, dtype), device=device)
-            test_acc, test_loss = c / n, l / n
-        row = {"epoch": epoch + 1, "step": step, "loss": loss_total / max(seen_total, 1),
-               "train_acc": correct_total / max(seen_total, 1), "test_loss": test_loss, "test_acc": test_acc,
-               "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-               "images_per_s": seen_total / max(seconds, 1e-9)}
-        history.append(row)
+
+    while state.epoch < clock.n_epochs and not clock.finished(state):
+        sums = _train_epoch(step, train_loader, clock, state, ckpt_path, bar)
+        row = _epoch_row(step, sums, test_loader, clock, state)
+        state.history.append(row)
+        state.epoch += 1
         if rank == 0:
-            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "history": history,
-                         "elapsed": elapsed, "model_cfg": asdict(model_cfg), "train_cfg": asdict(train_cfg)},
-                        ckpt_path)
+            _save_checkpoint(step, state, model_cfg, train_cfg, ckpt_path)
             if progress == "line":
                 print_epoch(row)
             for cb in callbacks:
@@ -277,26 +461,11 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     if bar is not None:
         bar.close()
 
-    l, c, n = _all_sum(*evaluate(net, full_test, dtype), device=device)
-    tested = [r["test_acc"] for r in history if r["test_acc"] is not None]
-    record = {
-        "key": key, "complete": True, "config": asdict(model_cfg), "train": asdict(train_cfg),
-        "seed": train_cfg.seed, "scale": train_cfg.scale, "dataset": data.label,
-        "device": device.type, "device_name": device_name(device), "world_size": world,
-        "version": __version__, "commit": git_commit(), "torch": torch.__version__,
-        "params": count_params(model_cfg), "started": started,
-        "seconds": time.perf_counter() - wall0, "train_seconds": elapsed, "steps": step,
-        "epochs_run": len(history), "final_acc": c / n, "final_loss": l / n,
-        "best_acc": max(tested + [c / n]), "history": history,
-    }
+    record = _record(step, state, full_test, clock, model_cfg, train_cfg, key=key,
+                     dataset=data.label, world=world, started=started)
     if rank == 0:
-        atomic_save(model.state_dict(), path / "model.pt")
-        write_json(record, path / "record.json")
-        ckpt_path.unlink(missing_ok=True)
-        if progress:
-            print(f"final test acc {c / n:.4f} on {n:,} {data.label} test images  "
-                  f"({record['seconds']:.0f}s on {record['device_name']})")
-    return Run(model_cfg, train_cfg, history, record, model.eval(), path)
+        _save_run(model, record, path, bool(progress), len(data.test_y))
+    return Run(model_cfg, train_cfg, state.history, record, model.eval(), path)
 
 
-__all__ = ["train", "evaluate", "build_model", "autocast_dtype", "default_device", "print_epoch"]
+__all__ = ["TrainStep", "Clock", "train", "evaluate", "predict", "build_model", "print_epoch"]

@@ -1,7 +1,8 @@
-"""The augmentation pipeline: every op keeps shape, dtype and value range; each sample draws its own
-parameters; a seed reproduces a batch; AutoAugment's ops equal torchvision's image by image and its policy
-is the CIFAR-10 one; Mixup/CutMix targets sum to 1 and match the mixed areas; label smoothing on mixed
-targets is what timm's Mixup does. Images are made here (no dataset needed)."""
+"""poorvit.augment and poorvit.autoaugment: every op keeps shape, dtype and value range; each
+sample draws its own parameters; a seed reproduces a batch; AutoAugment's ops equal torchvision's
+image by image and its policy is the CIFAR-10 one; Mixup/CutMix targets sum to 1 and match the mixed
+areas; label smoothing on mixed targets is what timm's Mixup does; the per-image pipeline is
+torchvision's. Images are made here (no dataset needed)."""
 import math
 
 import numpy as np
@@ -12,45 +13,61 @@ from torchvision.transforms import v2
 
 import poorvit.augment as A
 import poorvit.autoaugment as AA
-from poorvit.augment import (AutoAugment, TrainTransform, apply_op, cifar10_policy, cutmix, cutmix_box, mix_batch,
-                             mixup, op_magnitude, random_crop, random_erasing, random_flip, study_augmentation)
+from poorvit.augment import (AutoAugment, PerImage, TrainTransform, apply_op, cifar10_policy,
+                             cutmix, cutmix_box, mix_batch, mixup, op_magnitude, random_crop,
+                             random_erasing, random_flip)
 from poorvit.config import TrainConfig, get_train_config
-from poorvit.data import CIFAR10, DeviceLoader, normalize
+from poorvit.data import CIFAR10, MEAN, STD, DeviceLoader, normalize
+from poorvit.study import study_augmentation
 
 # AutoAugment's CIFAR-10 policy (Cubuk et al. 2019, table of the appendix), as torchvision ships it.
 CIFAR10_POLICY = [
-    (("Invert", 0.1, None), ("Contrast", 0.2, 6)), (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
-    (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)), (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
-    (("AutoContrast", 0.5, None), ("Equalize", 0.9, None)), (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
-    (("Color", 0.4, 3), ("Brightness", 0.6, 7)), (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
-    (("Equalize", 0.6, None), ("Equalize", 0.5, None)), (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
-    (("Color", 0.7, 7), ("TranslateX", 0.5, 8)), (("Equalize", 0.3, None), ("AutoContrast", 0.4, None)),
-    (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)), (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
-    (("Solarize", 0.5, 2), ("Invert", 0.0, None)), (("Equalize", 0.2, None), ("AutoContrast", 0.6, None)),
-    (("Equalize", 0.2, None), ("Equalize", 0.6, None)), (("Color", 0.9, 9), ("Equalize", 0.6, None)),
-    (("AutoContrast", 0.8, None), ("Solarize", 0.2, 8)), (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
-    (("Solarize", 0.4, 5), ("AutoContrast", 0.9, None)), (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
-    (("AutoContrast", 0.9, None), ("Solarize", 0.8, 3)), (("Equalize", 0.8, None), ("Invert", 0.1, None)),
+    (("Invert", 0.1, None), ("Contrast", 0.2, 6)),
+    (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
+    (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)),
+    (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
+    (("AutoContrast", 0.5, None), ("Equalize", 0.9, None)),
+    (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
+    (("Color", 0.4, 3), ("Brightness", 0.6, 7)),
+    (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
+    (("Equalize", 0.6, None), ("Equalize", 0.5, None)),
+    (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
+    (("Color", 0.7, 7), ("TranslateX", 0.5, 8)),
+    (("Equalize", 0.3, None), ("AutoContrast", 0.4, None)),
+    (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)),
+    (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
+    (("Solarize", 0.5, 2), ("Invert", 0.0, None)),
+    (("Equalize", 0.2, None), ("AutoContrast", 0.6, None)),
+    (("Equalize", 0.2, None), ("Equalize", 0.6, None)),
+    (("Color", 0.9, 9), ("Equalize", 0.6, None)),
+    (("AutoContrast", 0.8, None), ("Solarize", 0.2, 8)),
+    (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
+    (("Solarize", 0.4, 5), ("AutoContrast", 0.9, None)),
+    (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
+    (("AutoContrast", 0.9, None), ("Solarize", 0.8, 3)),
+    (("Equalize", 0.8, None), ("Invert", 0.1, None)),
     (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
 ]
 ALL_OPS = list(v2.AutoAugment._AUGMENTATION_SPACE)
 
 
 def images(n=16, seed=0, size=32) -> torch.Tensor:
-    """uint8 images with structure (smooth ramps, a bright square, noise), so every op has work to do."""
+    """uint8 images with structure (smooth ramps, a bright square, noise), so every op has work to
+    do."""
     g = torch.Generator().manual_seed(seed)
     ramp = torch.linspace(0, 1, size)
     base = (ramp[None, :, None] * torch.rand(n, 3, 1, 1, generator=g) * 200
             + ramp[None, None, :] * torch.rand(n, 3, 1, 1, generator=g) * 55)
     base[:, :, size // 4:size // 2, size // 4:size // 2] += 90
-    return (base + torch.randint(0, 20, (n, 3, size, size), generator=g)).clamp(0, 255).to(torch.uint8)
+    noise = torch.randint(0, 20, (n, 3, size, size), generator=g)
+    return (base + noise).clamp(0, 255).to(torch.uint8)
 
 
 def gen(seed=0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-# ---- AutoAugment ----------------------------------------------------------------------------------------------
+# ---- AutoAugment --------------------------------------------------------------------------------
 
 def test_policy_is_autoaugments_cifar10_policy():
     assert cifar10_policy() == CIFAR10_POLICY
@@ -59,43 +76,47 @@ def test_policy_is_autoaugments_cifar10_policy():
 
 @pytest.mark.parametrize("op", ALL_OPS)
 def test_each_op_equals_torchvision_image_by_image(op):
-    """Per-sample magnitudes (every bin, both signs) give exactly what torchvision's AutoAugment gives for
-    each image on its own."""
+    """Per-sample magnitudes (every bin, both signs) give exactly what torchvision's AutoAugment
+    gives for each image on its own."""
     tv = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
     x = images(6)
     for b in range(10):
         m, signed = op_magnitude(op, b)
         signs = torch.tensor([1.0, -1.0] * 3 if signed else [1.0] * 6, dtype=torch.float64)
         ours = apply_op(op, x, m * signs)
-        ref = torch.stack([tv._apply_image_or_video_transform(img, op, float(m * s), interpolation=tv.interpolation,
-                                                              fill=tv._fill) for img, s in zip(x, signs)])
+        ref = torch.stack([tv._apply_image_or_video_transform(img, op, float(m * s),
+                                                              interpolation=tv.interpolation,
+                                                              fill=tv._fill)
+                           for img, s in zip(x, signs)])
         assert ours.dtype == torch.uint8 and ours.shape == x.shape
         torch.testing.assert_close(ours, ref, atol=0, rtol=0, msg=f"{op} at magnitude bin {b}")
 
 
 def test_mixed_geometric_ops_in_one_call_equal_each_alone():
     x, m = images(5), torch.tensor([6.7, -14.5, 0.27, -0.3, 9.0], dtype=torch.float64)
-    kind = torch.arange(5)                                           # each sample a different geometric op
+    kind = torch.arange(5)                                    # each sample a different geometric op
     together = AA._geometric(kind, x, m)
     for i, op in enumerate(AA.GEOMETRIC):
-        torch.testing.assert_close(together[i:i + 1], apply_op(op, x[i:i + 1], m[i:i + 1]), atol=0, rtol=0)
+        torch.testing.assert_close(together[i:i + 1], apply_op(op, x[i:i + 1], m[i:i + 1]),
+                                   atol=0, rtol=0)
 
 
 def test_autoaugment_draws_per_sample_and_follows_the_policy():
     aa = AutoAugment()
     sub, ops, mags = aa.draw(4000, 32, 32, gen(1))
     assert len(sub.unique()) == 25                                    # every sub-policy gets drawn
-    for s in (0, 3, 21):                                              # the coin of each slot: its probability
+    for s in (0, 3, 21):                                    # the coin of each slot: its probability
         for slot in range(2):
             name, p, b = CIFAR10_POLICY[s][slot]
             hit = ops[sub == s, slot]
             assert abs((hit >= 0).float().mean().item() - p) < 0.12
             assert set(hit[hit >= 0].tolist()) <= {aa.ops.index(name)}
             if b is not None and (hit >= 0).any():
-                assert set(mags[sub == s, slot][hit >= 0].abs().tolist()) == {op_magnitude(name, b)[0]}
+                drawn = set(mags[sub == s, slot][hit >= 0].abs().tolist())
+                assert drawn == {op_magnitude(name, b)[0]}
     same = images(1).expand(64, -1, -1, -1)                           # one image, 64 copies
     out = aa(same, gen(0))
-    assert len({o.numpy().tobytes() for o in out}) > 10               # the copies come out differently
+    assert len({o.numpy().tobytes() for o in out}) > 10            # the copies come out differently
 
 
 def test_autoaugment_applies_the_two_slots_in_order():
@@ -106,11 +127,12 @@ def test_autoaugment_applies_the_two_slots_in_order():
     torch.testing.assert_close(aa(x, gen(0)), want, atol=0, rtol=0)
 
 
-# ---- shape, dtype, range ------------------------------------------------------------------------------------
+# ---- shape, dtype, range ------------------------------------------------------------------------
 
 def test_every_op_keeps_shape_dtype_and_value_range():
     x = images(32)
-    for name, out in [("crop", random_crop(x, 4, gen())), ("crop+flip", random_crop(x, 4, gen(), flip=0.5)),
+    for name, out in [("crop", random_crop(x, 4, gen())),
+                      ("crop+flip", random_crop(x, 4, gen(), flip=0.5)),
                       ("flip", random_flip(x, gen())), ("autoaugment", AutoAugment()(x, gen()))]:
         assert out.shape == x.shape and out.dtype == torch.uint8, name
     xf = normalize(x)
@@ -130,13 +152,13 @@ def test_every_op_keeps_shape_dtype_and_value_range():
 def test_crop_with_fused_flip_is_crop_then_mirror():
     x = images(64)
     a = random_crop(x, 4, gen(3), flip=0.5)
-    plain = random_crop(x, 4, gen(3))                                 # same windows (same first draws)
+    plain = random_crop(x, 4, gen(3))                              # same windows (same first draws)
     mirrored = (a == plain.flip(-1)).flatten(1).all(1)
     assert torch.equal(mirrored | (a == plain).flatten(1).all(1), torch.ones(64, dtype=torch.bool))
     assert 10 < mirrored.sum() < 54                                   # about half mirrored
 
 
-# ---- per-sample randomness and seeds ------------------------------------------------------------------------
+# ---- per-sample randomness and seeds ------------------------------------------------------------
 
 def test_random_erasing_draws_a_rectangle_per_sample_like_torchvision():
     x = torch.ones(2000, 3, 32, 32)
@@ -144,12 +166,15 @@ def test_random_erasing_draws_a_rectangle_per_sample_like_torchvision():
     erased = out[:, 0] == 0                                           # (B, H, W)
     rows, cols = erased.any(2), erased.any(1)
     h, w = rows.sum(1), cols.sum(1)
-    assert torch.equal(erased.sum((1, 2)), h * w)                     # each erased region is one rectangle
-    assert (erased.sum((1, 2)) > 0).float().mean() > 0.95             # p = 1: (almost) every sample erased
+    assert torch.equal(erased.sum((1, 2)), h * w)              # each erased region is one rectangle
+    assert (erased.sum((1, 2)) > 0).float().mean() > 0.95      # p = 1: (almost) every sample erased
     frac = (h * w).float() / 1024
-    assert 0.01 < frac[h > 0].min() and frac.max() < 0.37             # area: 2 % to 33 % of the image (h, w rounded)
-    assert abs(frac[h > 0].mean().item() - 0.175) < 0.02              # uniform in [0.02, 0.33]: mean 0.175
-    assert len({(r.nonzero()[0].item(), c.nonzero()[0].item()) for r, c in zip(rows[:50], cols[:50]) if r.any()}) > 40
+    # area: 2 % to 33 % of the image (h, w rounded)
+    assert 0.01 < frac[h > 0].min() and frac.max() < 0.37
+    assert abs(frac[h > 0].mean().item() - 0.175) < 0.02       # uniform in [0.02, 0.33]: mean 0.175
+    corners = {(r.nonzero()[0].item(), c.nonzero()[0].item())
+               for r, c in zip(rows[:50], cols[:50]) if r.any()}
+    assert len(corners) > 40
     some = random_erasing(x, 0.25, gen())
     assert abs((some[:, 0] == 0).any(2).any(1).float().mean().item() - 0.25) < 0.05
 
@@ -158,7 +183,7 @@ def test_pipeline_draws_per_sample_and_a_seed_reproduces_it():
     tf = TrainTransform.from_config(TrainConfig(mix_prob=0.0))
     same = images(1).expand(32, -1, -1, -1)
     out, _ = tf(same, torch.zeros(32, dtype=torch.long), gen(0))
-    assert len({o.numpy().tobytes() for o in out}) == 32              # 32 copies, 32 different views
+    assert len({o.numpy().tobytes() for o in out}) == 32             # 32 copies, 32 different views
     tf = TrainTransform.from_config(TrainConfig())
     x, y = images(32), torch.arange(32) % 10
     for seed in range(6):
@@ -169,14 +194,15 @@ def test_pipeline_draws_per_sample_and_a_seed_reproduces_it():
 
 def test_loader_with_the_study_pipeline_is_reproducible_and_mixes_some_batches():
     x, y = images(256), torch.arange(256) % 10
-    make = lambda: DeviceLoader(x, y, 32, True, seed=5, transform=TrainTransform.from_config(TrainConfig()))  # noqa: E731
+    make = lambda: DeviceLoader(x, y, 32, True, seed=5,  # noqa: E731
+                                transform=TrainTransform.from_config(TrainConfig()))
     a, b = list(make()), list(make())
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
     kinds = [t.ndim for _, t in a]
     assert 1 in kinds and 2 in kinds                                  # some batches mixed, some not
 
 
-# ---- Mixup and CutMix ---------------------------------------------------------------------------------------
+# ---- Mixup and CutMix ---------------------------------------------------------------------------
 
 def onehot(y, k=10):
     return nn.functional.one_hot(y, k).float()
@@ -195,19 +221,21 @@ def test_mixup_blends_images_and_targets_by_lambda():
 def test_cutmix_targets_match_the_pasted_area(lam):
     rng = np.random.default_rng(0)
     B, H, W = 6, 32, 32
-    x = torch.arange(B, dtype=torch.float32).view(B, 1, 1, 1).expand(B, 3, H, W)   # sample i is all i
-    for _ in range(20):                                               # boxes clipped at the borders too
+    # sample i is all i
+    x = torch.arange(B, dtype=torch.float32).view(B, 1, 1, 1).expand(B, 3, H, W)
+    for _ in range(20):                                           # boxes clipped at the borders too
         box = cutmix_box(H, W, lam, rng)
         top, bottom, left, right = box
         assert 0 <= top <= bottom <= H and 0 <= left <= right <= W
         out, t = cutmix(x, onehot(torch.arange(B)), box)
         pasted = (out[:, 0] == torch.arange(B).flip(0).view(B, 1, 1).float()).float().mean((1, 2))
         torch.testing.assert_close(t.sum(1), torch.ones(B))
-        torch.testing.assert_close(t[torch.arange(B), torch.arange(B).flip(0)], pasted)     # partner's share = area
+        # partner's share = area
+        torch.testing.assert_close(t[torch.arange(B), torch.arange(B).flip(0)], pasted)
         torch.testing.assert_close(t[torch.arange(B), torch.arange(B)], 1 - pasted)
     big = [cutmix_box(1000, 1000, lam, np.random.default_rng(s)) for s in range(200)]
     unclipped = [(b - t) * (r - l) / 1e6 for t, b, l, r in big]
-    assert max(unclipped) <= 1 - lam + 0.01                          # about (1 - lam) of the image, less when clipped
+    assert max(unclipped) <= 1 - lam + 0.01        # about (1 - lam) of the image, less when clipped
 
 
 def test_mix_batch_mixes_the_right_share_of_batches_one_op_at_a_time():
@@ -216,9 +244,11 @@ def test_mix_batch_mixes_the_right_share_of_batches_one_op_at_a_time():
     infos = [mix_batch(x, y, 10, 1.0, 1.0, 0.5, g)[2] for _ in range(400)]
     ops = [i["op"] for i in infos]
     assert abs(ops.count(None) / 400 - 0.5) < 0.08
-    assert abs(ops.count("mixup") / 400 - 0.25) < 0.07 and abs(ops.count("cutmix") / 400 - 0.25) < 0.07
+    assert abs(ops.count("mixup") / 400 - 0.25) < 0.07
+    assert abs(ops.count("cutmix") / 400 - 0.25) < 0.07
     lams = np.array([i["lam"] for i in infos if i["op"] == "mixup"])
-    assert 0.4 < lams.mean() < 0.6 and lams.min() < 0.15 and lams.max() > 0.85     # Beta(1, 1) is uniform
+    # Beta(1, 1) is uniform
+    assert 0.4 < lams.mean() < 0.6 and lams.min() < 0.15 and lams.max() > 0.85
     _, t, info = mix_batch(x, y, 10, 1.0, 0.0, 1.0, g)
     assert info["op"] == "mixup" and t.shape == (16, 10)
     out, t, info = mix_batch(x, y, 10, 1.0, 1.0, 0.0, g)
@@ -226,24 +256,26 @@ def test_mix_batch_mixes_the_right_share_of_batches_one_op_at_a_time():
 
 
 def test_label_smoothing_on_mixed_targets_is_timms_mixup_target():
-    """train() uses nn.CrossEntropyLoss(label_smoothing=eps) on the mixed soft targets; timm's Mixup folds
-    smoothing into the targets instead. The two losses are the same."""
+    """train() uses nn.CrossEntropyLoss(label_smoothing=eps) on the mixed soft targets; timm's Mixup
+    folds smoothing into the targets instead. The two losses are the same."""
     eps, K, lam = 0.1, 10, 0.37
     g = gen(0)
     logits = torch.randn(8, K, generator=g)
     y = torch.randint(0, K, (8,), generator=g)
     _, ours = mixup(torch.zeros(8, 3, 4, 4), onehot(y), lam)
-    folded = lam * ((1 - eps) * onehot(y) + eps / K) + (1 - lam) * ((1 - eps) * onehot(y.flip(0)) + eps / K)
+    folded = (lam * ((1 - eps) * onehot(y) + eps / K)
+              + (1 - lam) * ((1 - eps) * onehot(y.flip(0)) + eps / K))
     soft_ce = -(folded * logits.log_softmax(-1)).sum(-1).mean()
     torch.testing.assert_close(nn.CrossEntropyLoss(label_smoothing=eps)(logits, ours), soft_ce)
     timm_mixup = pytest.importorskip("timm.data.mixup")
     torch.testing.assert_close(timm_mixup.mixup_target(y, K, lam, eps), folded)
 
 
-# ---- configs and train() ------------------------------------------------------------------------------------
+# ---- configs and train() ------------------------------------------------------------------------
 
 def test_from_config_follows_the_recipe():
-    assert study_augmentation() == {k: getattr(get_train_config("paper"), k) for k in A.AUGMENT_FIELDS}
+    paper_cfg = get_train_config("paper")
+    assert study_augmentation() == {k: getattr(paper_cfg, k) for k in A.AUGMENT_FIELDS}
     paper = TrainTransform.from_config(get_train_config("paper"))
     assert paper.autoaugment is not None and paper.random_erasing == 0.25
     assert paper.mixup_alpha == paper.cutmix_alpha == 1.0 and paper.mix_prob == 0.5
@@ -254,32 +286,51 @@ def test_from_config_follows_the_recipe():
     assert "AutoAugment" in repr(paper) and "AutoAugment" not in repr(plain)
 
 
-def test_single_ops_and_the_ablation_rows():
-    from poorvit import study
+def test_single_ops():
+    """Chapter 4's one-op pipelines (`poorvit.course.ch04_augmentation.single_op`)."""
+    from poorvit.course.ch04_augmentation import SINGLE_OPS, single_op
 
     x, y = images(8), torch.arange(8)
-    for op in A.SINGLE_OPS:
-        out, target = A.single_op(op)(x, y, gen())
+    for op in SINGLE_OPS:
+        out, target = single_op(op)(x, y, gen())
         assert out.shape == x.shape
-        if op != "study":                                             # the study mixes half of the batches
+        if op != "study":                                      # the study mixes half of the batches
             assert (target.ndim == 2) == (op in ("mixup", "cutmix"))
-    flipped, _ = A.single_op("flip")(x, y, gen())
+    flipped, _ = single_op("flip")(x, y, gen())
     for f, xi in zip(flipped, normalize(x)):
         assert torch.equal(f, xi) or torch.equal(f, xi.flip(-1))
     with pytest.raises(ValueError, match="choose one of"):
-        A.single_op("rotate")
-    assert set(A.ABLATION) <= set(study.ACCURACY)
-    for overrides in A.ABLATION.values():
-        TrainConfig(**{**study_augmentation(), **overrides})       # every row is a valid recipe
+        single_op("rotate")
+
+
+def test_per_image_pipeline_is_torchvisions():
+    """`PerImage` runs torchvision's v2 ops image by image: with only the deterministic ones on it
+    is `normalize`; with the recipe's ops each image keeps its shape, dtype and label."""
+    x, y = images(6), torch.arange(6)
+    plain = get_train_config("paper", crop_pad=0, flip=False, autoaugment=False, random_erasing=0.0)
+    ds = PerImage(x, y, plain)
+    assert len(ds) == 6
+    for i in range(6):
+        xi, yi = ds[i]
+        torch.testing.assert_close(xi, normalize(x[i:i + 1])[0])
+        assert yi == y[i]
+    torch.manual_seed(0)
+    full = PerImage(x, y, get_train_config("paper"))
+    xi, yi = full[3]
+    assert xi.shape == x.shape[1:] and xi.dtype == torch.float32 and yi == 3
+    lo, hi = (0 - max(MEAN)) / min(STD), (1 - min(MEAN)) / min(STD)
+    assert lo - 1e-5 <= xi.min() and xi.max() <= hi + 1e-5
 
 
 def test_train_runs_the_study_pipeline(tmp_path):
-    from poorvit import get_config
+    from poorvit.config import get_config
     from poorvit.train import train
 
     x = images(512, seed=1)
     y = torch.arange(512) % 10
-    data = CIFAR10(x, y, x[:128], y[:128], tuple(str(i) for i in range(10)), "made-up images", "none")
-    cfg = get_train_config("paper", epochs=1, batch_size=64, warmup_epochs=0.1, repeats=2, test_subset=128)
+    data = CIFAR10(x, y, x[:128], y[:128], tuple(str(i) for i in range(10)), "made-up images",
+                   "none")
+    cfg = get_train_config("paper", epochs=1, batch_size=64, warmup_epochs=0.1, repeats=2,
+                           test_subset=128)
     run = train(get_config("micro"), cfg, data, out=tmp_path / "run", progress=None, device="cpu")
     assert run.record["steps"] == 512 // 64 and math.isfinite(run.history[-1]["loss"])

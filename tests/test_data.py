@@ -6,7 +6,6 @@ import http.server
 import io
 import threading
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +27,8 @@ def records(seed: int, n: int = N) -> tuple[bytes, np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def archive(tmp_path, monkeypatch):
-    """A small cifar-10-binary.tar.gz in the official layout; the reader is told files hold N records."""
+    """A small cifar-10-binary.tar.gz in the official layout; the reader is told files hold N
+    records."""
     monkeypatch.setattr(D, "RECORDS_PER_FILE", N)
     D._read.cache_clear()
     src = tmp_path / "src"
@@ -61,15 +61,18 @@ def test_reads_records_exactly(archive, tmp_path):
     assert torch.equal(data.train_y[N:2 * N], torch.from_numpy(labels.astype(np.int64)))
     # record layout: 1024 red, then 1024 green, then 1024 blue bytes, row-major
     img = data.train_x[N + 3]
-    assert img[0, 0, 0] == pixels[3, 0] and img[1, 0, 0] == pixels[3, 1024] and img[2, 31, 31] == pixels[3, 3071]
+    assert img[0, 0, 0] == pixels[3, 0] and img[1, 0, 0] == pixels[3, 1024]
+    assert img[2, 31, 31] == pixels[3, 3071]
     assert img[0, 1, 0] == pixels[3, 32]
     assert data.classes[0] == "airplane" and len(data.classes) == 10
-    assert data.label == "CIFAR-10"                                # extracted from the verified archive
+    # extracted from the verified archive
+    assert data.label == "CIFAR-10"
 
 
 @pytest.fixture
 def http_server(archive):
-    """Serves the test archive's folder over HTTP on localhost, as the official host serves the real one."""
+    """Serves the test archive's folder over HTTP on localhost, as the official host serves the
+    real one."""
     path, _ = archive
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -89,16 +92,19 @@ def test_files_in_another_order_are_labelled_as_the_jpeg_copy(archive, tmp_path)
     path, _ = archive
     root = tmp_path / "copy"
     with tarfile.open(path) as tar:
-        tar.extractall(root, filter="data")                       # files placed by hand, no verified archive
+        # files placed by hand, no verified archive
+        tar.extractall(root, filter="data")
     assert load_cifar10(root, download=False).label == "CIFAR-10 (JPEG copy)"
 
 
 def test_offline_and_nothing_on_disk_says_both_ways_out(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "URL", "http://127.0.0.1:9/cifar-10-binary.tar.gz")   # nothing listens there
+    # nothing listens there
+    monkeypatch.setattr(D, "URL", "http://127.0.0.1:9/cifar-10-binary.tar.gz")
     with pytest.raises(DatasetError) as err:
         load_cifar10(tmp_path / "empty")
     msg = str(err.value)
-    assert str(tmp_path / "empty") in msg and "connect to the internet once" in msg and D.ARCHIVE in msg
+    assert str(tmp_path / "empty") in msg and "connect to the internet once" in msg
+    assert D.ARCHIVE in msg
     assert not (tmp_path / "empty" / D.ARCHIVE).exists()
     with pytest.raises(DatasetError, match="download=False"):
         load_cifar10(tmp_path / "empty", download=False)
@@ -125,11 +131,12 @@ def test_corrupt_archive_is_refused(archive, tmp_path):
         load_cifar10(root, download=False)
 
 
-# ---- the loader ---------------------------------------------------------------------------------------
+# ---- the loader ---------------------------------------------------------------------------------
 
 def fake_images(n=64):
     g = torch.Generator().manual_seed(0)
-    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(n) % 10
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    return images, torch.arange(n) % 10
 
 
 def batches(loader, epoch):
@@ -139,7 +146,8 @@ def batches(loader, epoch):
 
 def test_loader_is_deterministic_per_seed_and_epoch():
     x, y = fake_images()
-    make = lambda seed: DeviceLoader(x, y, 16, True, seed=seed, transform=TrainTransform())  # noqa: E731
+    # noqa: E731
+    make = lambda seed: DeviceLoader(x, y, 16, True, seed=seed, transform=TrainTransform())
     a, b, c = batches(make(1), 0), batches(make(1), 0), batches(make(2), 0)
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
     assert not all(torch.equal(p[0], q[0]) for p, q in zip(a, c))
@@ -162,7 +170,8 @@ def test_repeated_augmentation_shows_each_image_r_times_side_by_side():
     loader = DeviceLoader(x, torch.arange(60), 12, True, transform=TrainTransform(), repeats=3)
     ids = torch.cat([b for _, b in loader])
     assert len(ids) == 60                                           # an epoch keeps n samples
-    assert torch.equal(ids.view(-1, 3), ids.view(-1, 3)[:, :1].expand(-1, 3))   # copies side by side
+    # copies side by side
+    assert torch.equal(ids.view(-1, 3), ids.view(-1, 3)[:, :1].expand(-1, 3))
     assert len(ids.unique()) == 20                                  # n / r distinct images
     xs = torch.cat([b for b, _ in loader]).view(-1, 3, 3, 32, 32)
     assert not all(torch.equal(v[0], v[1]) for v in xs)             # each copy its own view
@@ -173,21 +182,25 @@ def test_crop_and_flip_draw_per_sample():
     g = torch.Generator().manual_seed(0)
     out = random_crop(img, 4, g)
     assert out.shape == img.shape and out.dtype == img.dtype
-    assert len({tuple(o.flatten()[:40].tolist()) for o in out}) > 1      # different windows per sample
+    # different windows per sample
+    assert len({tuple(o.flatten()[:40].tolist()) for o in out}) > 1
     # every crop is a shifted copy: some pixel of the original sits at (16, 16)
     assert torch.isin(out[:, 0, 16, 16], img[0, 0]).all()
     flipped = random_flip(img, torch.Generator().manual_seed(0))
-    kinds = {torch.equal(f, img[0]) for f in flipped} | {torch.equal(f, img[0].flip(-1)) for f in flipped}
-    assert kinds == {True, False} and all(torch.equal(f, img[0]) or torch.equal(f, img[0].flip(-1)) for f in flipped)
+    kinds = {torch.equal(f, img[0]) for f in flipped}
+    kinds |= {torch.equal(f, img[0].flip(-1)) for f in flipped}
+    assert kinds == {True, False}
+    assert all(torch.equal(f, img[0]) or torch.equal(f, img[0].flip(-1)) for f in flipped)
     u8 = random_crop(torch.full((4, 3, 32, 32), 200, dtype=torch.uint8), 4, g)
-    assert u8.dtype == torch.uint8 and u8.max() == 200 and u8.min() == 0    # zero padding shows at the edges
+    # zero padding shows at the edges
+    assert u8.dtype == torch.uint8 and u8.max() == 200 and u8.min() == 0
 
 
 def test_distributed_slices_make_up_the_global_batch():
     x, y = fake_images()
     one = batches(DeviceLoader(x, y, 16, True, seed=3, transform=TrainTransform()), 0)
-    two = [batches(DeviceLoader(x, y, 16, True, seed=3, transform=TrainTransform(), rank=r, world=2), 0)
-           for r in range(2)]
+    two = [batches(DeviceLoader(x, y, 16, True, seed=3, transform=TrainTransform(), rank=r,
+                                world=2), 0) for r in range(2)]
     for i, (bx, by) in enumerate(one):
         assert torch.equal(torch.cat([two[0][i][0], two[1][i][0]]), bx)
         assert torch.equal(torch.cat([two[0][i][1], two[1][i][1]]), by)

@@ -5,8 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from poorvit import ViT, get_config
-from poorvit.init import patch_second_moment, second_moment, stride1_patches, whiten_patch_embed, whitening_filters
+from poorvit.config import get_config
+from poorvit.init import (patch_second_moment, second_moment, stride1_patches, whiten_patch_embed,
+                          whitening_filters)
+from poorvit.model import ViT
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +29,12 @@ def test_whitened_patches_have_identity_second_moment(real_images):
     white = patches.double() @ filters.double().T
     cov = second_moment(white)
     err = (cov - torch.eye(48, dtype=torch.float64)).abs()
-    print(f"whitened second moment vs identity: max diff {err.max():.2e}, mean diff {err.mean():.2e}")
+    print(f"whitened second moment vs identity: max diff {err.max():.2e}, "
+          f"mean diff {err.mean():.2e}")
     assert err.max() < 1e-3
-    # before whitening the patches are far from white
-    assert (second_moment(patches) - torch.eye(48, dtype=torch.float64)).abs().max() > 0.5  # neighbours correlate
-    # filters come out ordered by eigenvalue, largest first, and the spectrum spans orders of magnitude
+    # before whitening the patches are far from white: neighbours correlate
+    assert (second_moment(patches) - torch.eye(48, dtype=torch.float64)).abs().max() > 0.5
+    # filters come out ordered by eigenvalue, largest first; the spectrum spans orders of magnitude
     assert torch.all(eigvals[:-1] >= eigvals[1:])
     assert eigvals[0] / eigvals[-1] > 100
 

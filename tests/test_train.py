@@ -1,7 +1,9 @@
-"""train(): it learns on real CIFAR-10, resumes to identical weights, stops on NaN keeping the last good
-checkpoint, records what produced it, caches, runs under torchrun, and the CLI explains bad input.
+"""train(): it learns on real CIFAR-10, resumes to identical weights, stops on NaN keeping the last
+good checkpoint, records what produced it, caches, runs under torchrun, and the CLI explains bad
+input. `TrainStep`, the one step: it clips gradients when asked, and `predict`.
 
 These tests read CIFAR-10 from POORVIT_DATA (downloaded on first use where there is internet)."""
+import importlib
 import json
 import os
 import subprocess
@@ -10,10 +12,12 @@ import sys
 import pytest
 import torch
 
-import poorvit.train as T
-from poorvit import get_config, get_train_config
+from poorvit.config import get_config, get_train_config
 from poorvit.data import load_cifar10
+from poorvit.model import ViT
 from poorvit.runs import load_run
+
+T = importlib.import_module("poorvit.train")     # the module: `poorvit.train` is also the function
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +27,8 @@ def data():
 
 def tiny(**kw):
     """A micro model and a plain recipe on 1,024 images: seconds on a CPU."""
-    base = dict(epochs=2, batch_size=64, lr=2e-3, warmup_epochs=0.2, train_subset=1024, test_subset=500,
-                label_smoothing=0.0)
+    base = dict(epochs=2, batch_size=64, lr=2e-3, warmup_epochs=0.2, train_subset=1024,
+                test_subset=500, label_smoothing=0.0)
     return get_config("micro"), get_train_config("smoke", **{**base, **kw})
 
 
@@ -41,10 +45,11 @@ def test_a_few_hundred_steps_learn_well_above_chance(data, tmp_path):
 def test_record_says_what_produced_it(data, tmp_path):
     run = T.train(*tiny(epochs=1), data, out=tmp_path / "run", progress=None)
     rec = json.loads((tmp_path / "run" / "record.json").read_text())
-    for key in ("config", "train", "seed", "device", "device_name", "scale", "dataset", "version", "commit",
-                "history", "final_acc", "best_acc", "torch", "params"):
+    for key in ("config", "train", "seed", "device", "device_name", "scale", "dataset", "version",
+                "commit", "history", "final_acc", "best_acc", "torch", "params"):
         assert key in rec, key
-    assert rec["dataset"] == data.label and rec["scale"] == "smoke" and rec["config"]["n_embd"] == 32
+    assert rec["dataset"] == data.label and rec["scale"] == "smoke"
+    assert rec["config"]["n_embd"] == 32
     assert rec["history"][0]["images_per_s"] > 0 and 0 <= rec["final_acc"] <= 1
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
     sd = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
@@ -70,8 +75,10 @@ def test_interrupted_run_resumes_to_identical_weights(data, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        T.train(model_cfg, cfgs[1], data, [stop_after_first_epoch], out=tmp_path / "b", progress=None)
-    assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "record.json").exists()
+        T.train(model_cfg, cfgs[1], data, [stop_after_first_epoch], out=tmp_path / "b",
+                progress=None)
+    assert (tmp_path / "b" / "checkpoint.pt").exists()
+    assert not (tmp_path / "b" / "record.json").exists()
     resumed = T.train(model_cfg, cfgs[1], data, out=tmp_path / "b", progress=None)
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
@@ -80,16 +87,18 @@ def test_interrupted_run_resumes_to_identical_weights(data, tmp_path):
 
 def test_checkpoint_of_another_config_is_refused(data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        T.train(*tiny(), data, [lambda row: (_ for _ in ()).throw(KeyboardInterrupt)], out=tmp_path / "r",
-                progress=None)
+        T.train(*tiny(), data, [lambda row: (_ for _ in ()).throw(KeyboardInterrupt)],
+                out=tmp_path / "r", progress=None)
     with pytest.raises(ValueError, match="different configuration"):
         T.train(*tiny(lr=1e-3), data, out=tmp_path / "r", progress=None)
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(data, tmp_path,
+                                                                           monkeypatch):
     built = []
     real_build = T.build_model
-    monkeypatch.setattr(T, "build_model", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
+    monkeypatch.setattr(T, "build_model",
+                        lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
 
     def poison(row):
         if row["epoch"] == 1:
@@ -107,7 +116,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(data,
 def test_time_budget_stops_on_time(data, tmp_path):
     run = T.train(*tiny(epochs=50, minutes=0.05), data, out=tmp_path / "r", progress=None)
     assert run.record["train_seconds"] < 0.05 * 60 + 2 and run.record["epochs_run"] < 50
-    assert run.history[-1]["lr"] < 1e-4                      # the cosine reached its end with the clock
+    assert run.history[-1]["lr"] < 1e-4                  # the cosine reached its end with the clock
 
 
 def cli(*args, env=None):
@@ -115,16 +124,17 @@ def cli(*args, env=None):
                           env={**os.environ, **(env or {})}, timeout=600)
 
 
-CLI_ARGS = ["train", "--preset", "micro", "--scale", "smoke", "--set", "epochs=2", "--set", "train_subset=1024",
-            "--set", "test_subset=500", "--set", "batch_size=64"]
+CLI_ARGS = ["train", "--preset", "micro", "--scale", "smoke", "--set", "epochs=2",
+            "--set", "train_subset=1024", "--set", "test_subset=500", "--set", "batch_size=64"]
 
 
 def test_torchrun_two_processes_match_one(tmp_path):
     one = cli(*CLI_ARGS, "--out", str(tmp_path / "one"), "--device", "cpu")
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "poorvit", *CLI_ARGS, "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node", "2", "-m", "poorvit", *CLI_ARGS,
+                          "--out", str(tmp_path / "two")], capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert two.returncode == 0, two.stderr[-3000:]
     rec1 = json.loads(next((tmp_path / "one").rglob("record.json")).read_text())
     rec2 = json.loads(next((tmp_path / "two").rglob("record.json")).read_text())
@@ -133,13 +143,14 @@ def test_torchrun_two_processes_match_one(tmp_path):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3)
         assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.01)
     assert rec1["final_acc"] == pytest.approx(rec2["final_acc"], abs=0.01)
-    assert len(list((tmp_path / "two").rglob("record.json"))) == 1     # only rank 0 writes
+    assert len(list((tmp_path / "two").rglob("record.json"))) == 1    # only rank 0 writes
 
 
 @pytest.mark.parametrize("args,message", [
     (["train", "--set", "n_layers=3"], "no such field; valid fields:"),
     (["train", "--set", "n_head=5", "--preset", "micro"], "n_head=5 is not valid"),
-    (["train", "--set", "optimizer=sgd"], "optimizer='sgd' is not valid: choose one of 'adamw', 'lion'"),
+    (["train", "--set", "optimizer=sgd"],
+     "optimizer='sgd' is not valid: choose one of 'adamw', 'lion'"),
     (["train", "--preset", "huge"], "invalid choice: 'huge'"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "--set", "lr"], "write FIELD=VALUE"),
@@ -148,3 +159,39 @@ def test_cli_errors_are_clear(args, message):
     out = cli(*args)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _grad_norms(optimizer) -> list:
+    """The global gradient norm each optimizer step sees (after clipping), recorded by a hook."""
+    norms = []
+
+    def hook(opt, args, kwargs):
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+    optimizer.register_step_pre_hook(hook)
+    return norms
+
+
+def test_train_step_clips_gradients_only_when_asked():
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    seen = {}
+    for clip in (0.0, 1e-3):
+        torch.manual_seed(0)
+        cfg = get_train_config("smoke", grad_clip=clip)
+        step = T.TrainStep(ViT(get_config("micro")), cfg, "cpu")
+        norms = _grad_norms(step.optimizer)
+        loss, logits = step(x, y)
+        assert logits.shape == (8, 10) and loss.dtype == torch.float32 and torch.isfinite(loss)
+        assert all(p.grad is None for p in step.model.parameters())    # zero_grad(set_to_none)
+        seen[clip] = norms[0]
+    assert seen[0.0] > 1e-2                                            # unclipped: the raw norm
+    assert seen[1e-3] == pytest.approx(1e-3, rel=1e-4)                 # clipped to grad_clip
+
+
+def test_predict_gives_probabilities_on_the_cpu_and_keeps_the_mode():
+    model = ViT(get_config("micro")).train()
+    images = torch.randint(0, 256, (7, 3, 32, 32), dtype=torch.uint8)
+    probs = T.predict(model, images, batch_size=3)
+    assert probs.shape == (7, 10) and probs.device.type == "cpu" and model.training
+    torch.testing.assert_close(probs.sum(-1), torch.ones(7))

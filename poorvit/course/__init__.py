@@ -1,0 +1,78 @@
+"""What the chapters need, apart from the library: the one setup call, plots and widgets, the
+exercise registry, the classroom tools, and one module per chapter (`ch01_tokens` ...
+`ch10_together`) holding that chapter's plots, explorers, analyses and exercise checks.
+
+    import poorvit.course
+    course = poorvit.course.setup()
+    # poorvit 0.1.0 | scale smoke | device CPU (x86_64, 2 threads) | data CIFAR-10 (JPEG copy): ...
+    course.model_cfg, course.train_cfg      # the scale's model and recipe
+    run = course.baseline()                 # the scale's plain baseline: trained once, then cached
+
+    from poorvit.course import ch07_whitening as ch, plots
+    ch.whitening_panel(sigma, 1e-2)
+
+This module stays light: it imports no chapter module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import __version__
+from ..config import (NOTEBOOK_SCALES, SCALES, TrainConfig, ViTConfig, default_scale,
+                      get_train_config, scale_model)
+from ..data import CIFAR10, load_cifar10
+from ..device import device_name, get_device
+from ..runs import Run
+from ..train import train
+
+
+@dataclass
+class Course:
+    scale: str
+    device: torch.device
+    data: CIFAR10
+    model_cfg: ViTConfig
+    train_cfg: TrainConfig
+    seed: int
+
+    def train(self, model_cfg: ViTConfig | None = None, train_cfg: TrainConfig | None = None,
+              **kwargs) -> Run:
+        """`train()` on this course's data and device; defaults to the scale's model and recipe."""
+        return train(model_cfg or self.model_cfg, train_cfg or self.train_cfg, self.data,
+                     device=self.device, **kwargs)
+
+    def baseline(self, **kwargs) -> Run:
+        """The scale's baseline: its model preset and its recipe, shared by every chapter through
+        the cache."""
+        return self.train(**kwargs)
+
+
+def check_scale(scale: str) -> None:
+    """Raise ValueError, naming the scales chapters take, when `scale` is not one of them."""
+    if scale in NOTEBOOK_SCALES:
+        return
+    known = "; ".join(f"{s} ({SCALES[s]['for']})" for s in NOTEBOOK_SCALES)
+    raise ValueError(f"scale {scale!r} is not one the chapters run at. Chapters take: {known}. "
+                     "Set POORVIT_SCALE to one of them. The `cpu` recipe is a wall-clock run of "
+                     "its own: python -m poorvit train --preset cpu")
+
+
+def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
+          quiet: bool = False) -> Course:
+    """Pick the scale (`POORVIT_SCALE`, else demo with CUDA, else smoke), seed everything, load
+    CIFAR-10. A scale the chapters cannot run at (`cpu`, the CLI's wall-clock recipe) is refused."""
+    scale = scale or default_scale()
+    check_scale(scale)
+    torch.manual_seed(seed)
+    dev = get_device(device)
+    data = load_cifar10()
+    course = Course(scale, dev, data, scale_model(scale), get_train_config(scale, seed=seed), seed)
+    if not quiet:
+        print(f"poorvit {__version__} | scale {scale} | device {device_name(dev)} | "
+              f"data {data.label}: {len(data.train_y):,} train, {len(data.test_y):,} test images")
+    return course
+
+
+__all__ = ["Course", "setup", "check_scale"]

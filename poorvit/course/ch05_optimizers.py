@@ -1,0 +1,186 @@
+"""Chapter 5, optimizers: learning-rate schedules and sweeps (`lr_schedules`, `lr_sweep`), the size
+of each coordinate's update (`update_sizes`), AdamW and Lion on a valley (`optimizer_paths`,
+`optimizer_explorer`), and the `optimizers/*` exercise checks.
+
+    from poorvit.course import ch05_optimizers as ch
+    ch.optimizer_paths(lr_adamw=0.1, lr_lion=0.1, steps=60)
+"""
+from __future__ import annotations
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from ..optim import lr_at
+from .exercises import ExerciseError, exercise, expect_close
+from .widgets import explorer
+
+
+def lr_schedules(configs: dict, ax=None, steps: int = 400):
+    """Learning rate against training progress (epochs) for {label: TrainConfig}: linear warmup,
+    then a half cosine down to `min_lr` (`optim.lr_at`), the end of each warmup marked."""
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    for k, (label, cfg) in enumerate(configs.items()):
+        p = np.linspace(0, 1, steps)
+        warmup = cfg.warmup_epochs / cfg.epochs
+        ax.plot(p * cfg.epochs, [lr_at(t, cfg.lr, cfg.min_lr, warmup) for t in p], color=f"C{k}",
+                label=label)
+        ax.axvline(cfg.warmup_epochs, color=f"C{k}", ls=":", lw=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def lr_sweep(results: dict, ax=None, title: str | None = None):
+    """Final test accuracy against peak learning rate, one line per optimizer:
+    {name: [(lr, acc 0..1), ...]}."""
+    ax = ax or plt.subplots(figsize=(5.2, 3.3))[1]
+    for k, (name, points) in enumerate(results.items()):
+        lrs, accs = zip(*sorted(points))
+        ax.plot(lrs, [100 * a for a in accs], marker="o", color=f"C{k}", label=name)
+        best = int(np.argmax(accs))
+        ax.scatter([lrs[best]], [100 * accs[best]], s=120, facecolors="none", edgecolors=f"C{k}")
+    ax.set_xscale("log")
+    swept = sorted({lr for points in results.values() for lr, _ in points})
+    ax.set_xticks(swept, [f"{lr:.1e}" for lr in swept])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def update_sizes(updates: dict, ax=None):
+    """Cumulative distribution of per-coordinate update sizes |delta theta| / lr, one curve per
+    optimizer: {name: 1-D tensor}. A sign update is a step at 1; an adaptive one spreads below
+    it."""
+    ax = ax or plt.subplots(figsize=(5.2, 3))[1]
+    for k, (name, u) in enumerate(updates.items()):
+        v = np.sort(u.detach().float().cpu().numpy())
+        ax.plot(np.concatenate([[0.0], v]), np.linspace(0, 1, len(v) + 1), color=f"C{k}", lw=2,
+                label=name, drawstyle="steps-post")
+    ax.set_xlabel("|update| / learning rate, per coordinate")
+    ax.set_ylabel("share of coordinates at or below")
+    ax.set_xlim(0, None)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def optimizer_paths(lr_adamw: float = 0.1, lr_lion: float = 0.1, steps: int = 60,
+                    noise: float = 0.0, seed: int = 0, ax=None):
+    """AdamW and Lion (torch, lion-pytorch) on the valley 0.5 * (x - 1)^2 + 5 * (y - 0.5)^2 from
+    (-2, 1.5), on its contours: Lion moves every coordinate by exactly lr each step, AdamW by a step
+    that shrinks as its gradients stop agreeing. `noise` adds Gaussian noise to the gradient, as
+    minibatches do."""
+    from lion_pytorch import Lion
+
+    g = torch.Generator().manual_seed(seed)
+    grad_noise = noise * torch.randn(steps, 2, generator=g)
+    paths = {}
+    for name, make in (("AdamW", lambda p: torch.optim.AdamW([p], lr=lr_adamw, weight_decay=0.0)),
+                       ("Lion", lambda p: Lion([p], lr=lr_lion, weight_decay=0.0))):
+        p = torch.tensor([-2.0, 1.5], requires_grad=True)
+        opt, path = make(p), [p.detach().clone()]
+        for t in range(steps):
+            loss = 0.5 * (p[0] - 1) ** 2 + 5 * (p[1] - 0.5) ** 2
+            opt.zero_grad()
+            loss.backward()
+            p.grad += grad_noise[t]
+            opt.step()
+            path.append(p.detach().clone())
+        paths[name] = torch.stack(path).numpy()
+    ax = ax or plt.subplots(figsize=(5.2, 3.4))[1]
+    X, Y = np.meshgrid(np.linspace(-2.5, 2, 200), np.linspace(-0.5, 2, 200))
+    ax.contour(X, Y, 0.5 * (X - 1) ** 2 + 5 * (Y - 0.5) ** 2, levels=np.geomspace(0.01, 20, 12),
+               colors="0.8", linewidths=0.7)
+    for k, (name, path) in enumerate(paths.items()):
+        ax.plot(path[:, 0], path[:, 1], marker="o", ms=2.5, lw=1, color=f"C{k}",
+                label=f"{name} ({steps} steps)")
+    ax.scatter([1], [0.5], marker="*", s=120, color="black", zorder=3, label="minimum")
+    ax.set_xlabel("parameter x")
+    ax.set_ylabel("parameter y")
+    ax.set_xlim(-2.5, 2)
+    ax.set_ylim(-0.5, 2)
+    ax.legend(fontsize=7, loc="upper right")
+    return paths
+
+
+def optimizer_explorer() -> W.Widget:
+    """Learning rates of AdamW and Lion (log sliders), steps and gradient noise: their paths on a
+    valley (`optimizer_paths`)."""
+    def draw(lr_adamw, lr_lion, steps, noise):
+        optimizer_paths(lr_adamw, lr_lion, steps, noise)
+        plt.show()
+
+    log = dict(base=10, min=-3, max=0, step=0.125, readout_format=".3f")
+    return explorer(draw, lr_adamw=W.FloatLogSlider(value=0.1, description="AdamW lr", **log),
+                    lr_lion=W.FloatLogSlider(value=0.1, description="Lion lr", **log),
+                    steps=W.IntSlider(value=60, min=5, max=200, step=5, description="steps"),
+                    noise=W.FloatSlider(value=0.0, min=0.0, max=5.0, step=0.25,
+                                        description="grad noise"))
+
+
+# ---- exercise checks ("optimizers/...") ----------------------------------------------------------
+
+@exercise("optimizers/adamw-step",
+          hint="m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; "
+               "p = p (1 - lr wd) - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).")
+def _check_adamw_step(fn) -> str:
+    """fn(p, grad, m, v, t, lr, beta1, beta2, eps, weight_decay) -> (p, m, v) after AdamW step t
+    (from 1)."""
+    g = torch.Generator().manual_seed(0)
+    p0 = torch.randn(50, generator=g, dtype=torch.float64)
+    hp = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+    ref = p0.clone().requires_grad_()
+    opt = torch.optim.AdamW([ref], **hp)
+    p, m, v = p0.clone(), torch.zeros_like(p0), torch.zeros_like(p0)
+    for t in range(1, 6):
+        grad = torch.randn(50, generator=g, dtype=torch.float64)
+        ref.grad = grad.clone()
+        opt.step()
+        p, m, v = fn(p, grad.clone(), m, v, t, hp["lr"], *hp["betas"], hp["eps"],
+                     hp["weight_decay"])
+        expect_close(torch.as_tensor(p), ref.detach(),
+                     f"parameters after step {t} (vs torch.optim.AdamW)", atol=1e-10, rtol=1e-8)
+    return "your AdamW matches torch.optim.AdamW step for step"
+
+
+@exercise("optimizers/warmup-cosine",
+          hint="below `warmup` the rate is lr * progress / warmup; after it, with "
+               "t = (progress - warmup) / (1 - warmup): "
+               "min_lr + (lr - min_lr) (1 + cos(pi t)) / 2.")
+def _check_warmup_cosine(fn) -> str:
+    """fn(progress, lr, min_lr, warmup) -> the learning rate at `progress` in [0, 1] of training."""
+    for lr, min_lr, warmup in ((1e-3, 1e-6, 0.1), (2e-3, 0.0, 0.25)):
+        for progress in (0.0, 0.05, warmup, 0.3, 0.5, 0.77, 1.0):
+            want, got = lr_at(progress, lr, min_lr, warmup), float(fn(progress, lr, min_lr, warmup))
+            if abs(got - want) > 1e-9 + 1e-6 * want:
+                raise ExerciseError(f"lr={lr:g}, min_lr={min_lr:g}, warmup={warmup:g}: at progress "
+                                    f"{progress:g} expected {want:.6g}, got {got:.6g}")
+    return "linear warmup, then a half cosine down to min_lr"
+
+
+@exercise("optimizers/lion-recipe",
+          hint="divide the learning rate by k and multiply the weight decay by k: the decay per "
+               "step, lr * weight_decay, stays the same.")
+def _check_lion_recipe(fn) -> str:
+    """fn(adamw_lr, adamw_wd, k) -> (lion_lr, lion_wd) by the Lion paper's rule of thumb."""
+    for lr, wd, k in ((1e-3, 0.05, 10), (3e-4, 0.1, 3)):
+        got = fn(lr, wd, k)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise ExerciseError("return a pair: (lion_lr, lion_wd)")
+        l_lr, l_wd = float(got[0]), float(got[1])
+        if abs(l_lr - lr / k) > 1e-12 or abs(l_wd - wd * k) > 1e-9:
+            raise ExerciseError(f"AdamW lr={lr:g}, wd={wd:g}, k={k}: expected Lion lr={lr / k:g}, "
+                                f"wd={wd * k:g}; got lr={l_lr:g}, wd={l_wd:g}")
+    return "k times smaller steps, k times stronger decay: lr * weight_decay unchanged"
+
+
+__all__ = ["lr_schedules", "lr_sweep", "update_sizes", "optimizer_paths", "optimizer_explorer"]

@@ -1,0 +1,80 @@
+"""Chapter 10, putting it together: the `together/*` exercise checks (a study row, the mean ± std
+rule over seeds, the one GQA rule). Everything else the chapter runs is the library's:
+`poorvit.study` (the rows and the recipe), `poorvit.sweep` and `poorvit.report`.
+"""
+from __future__ import annotations
+
+import torch
+
+from .exercises import ExerciseError, exercise
+
+
+@exercise("together/row",
+          hint="a Row names only what the study changes: "
+               'Row("low-rank v", model=dict(lowrank="v")); '
+               "leave the bottleneck's width to the baseline and to sweep.translate.")
+def _check_together_row(row) -> str:
+    """row: a `study.Row` for "the values alone through the rank-64 bottleneck"."""
+    from ..config import with_overrides
+    from ..study import Row
+    from ..sweep import baseline_configs, config_diff, translate
+
+    if not isinstance(row, Row):
+        raise ExerciseError(f"expected a poorvit.study.Row, got {type(row).__name__}")
+    if row.train or row.model != {"lowrank": "v"}:
+        raise ExerciseError(f"expected model={{'lowrank': 'v'}} and no training change, "
+                            f"got model={row.model}, train={row.train}")
+    for scale in ("paper", "smoke"):
+        base = baseline_configs(scale)
+        m, t = translate(row, *base)
+        diff = config_diff(base, (with_overrides(base[0], **m), with_overrides(base[1], **t)))
+        if "lowrank" not in diff:
+            raise ExerciseError(f"at the {scale} scale the row changes {sorted(diff)}, not lowrank")
+    return ("the row changes exactly `lowrank`, and translates onto the smoke model "
+            "(its bottleneck scaled with the width)")
+
+
+@exercise("together/mean-std",
+          hint="mean = sum / n; the sample standard deviation divides the squared deviations by "
+               "n - 1 (statistics.stdev); with one value there is no spread to estimate: None.")
+def _check_together_mean_std(fn) -> str:
+    """fn(values) -> (mean, std): std the sample standard deviation, None for a single value."""
+    from ..report import mean_std
+
+    g = torch.Generator().manual_seed(10)
+    for n in (1, 2, 3, 5):
+        values = (90 + 4 * torch.rand(n, generator=g, dtype=torch.float64)).tolist()
+        (m_want, s_want), (m_got, s_got) = mean_std(values), fn(values)
+        if abs(m_got - m_want) > 1e-9:
+            raise ExerciseError(f"for {n} values {[round(v, 3) for v in values]} expected mean "
+                                f"{m_want:.4f}, got {m_got}")
+        if s_want is None:
+            if s_got is not None:
+                raise ExerciseError(f"for a single value expected std None (no spread to "
+                                    f"estimate), got {s_got}")
+        elif s_got is None or abs(s_got - s_want) > 1e-9:
+            raise ExerciseError(f"for {n} values expected std {s_want:.4f} (divide by n - 1), "
+                                f"got {s_got}")
+    return "mean ± std as poorvit.report computes it over seeds"
+
+
+@exercise("together/kv-heads",
+          hint="1 stays 1 (MQA); as many as the study's heads stays n_head (MHA); otherwise among "
+               "the divisors d of n_head with 1 < d < n_head pick the d whose d / n_head is "
+               "nearest n_kv_head / paper_heads (the smaller d on a tie); no such d: all divisors.")
+def _check_together_kv_heads(fn) -> str:
+    """fn(n_kv_head, paper_heads, n_head) -> key/value heads for a model with n_head query heads."""
+    from ..sweep import kv_heads_like
+
+    for paper_heads in (12, 8):
+        for n_kv in [d for d in range(1, paper_heads + 1) if paper_heads % d == 0]:
+            for n_head in (1, 2, 3, 4, 6, 8, 12, 16):
+                want, got = kv_heads_like(n_kv, paper_heads, n_head), fn(n_kv, paper_heads, n_head)
+                if got != want:
+                    raise ExerciseError(f"for n_kv_head={n_kv} of {paper_heads} heads on a model "
+                                        f"with n_head={n_head} expected {want} key/value heads, "
+                                        f"got {got}")
+    return "your translation keeps MHA, GQA and MQA rows what they are on any number of heads"
+
+
+__all__: list[str] = []
