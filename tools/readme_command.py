@@ -18,8 +18,10 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def readme_command(name: str, readme: Path = README) -> str:
-    """The one-line shell command in the fenced block between `<!-- name -->` and `<!-- /name -->`."""
-    found = re.search(rf"<!-- {re.escape(name)} -->\s*```\w*\n(.*?)\n```\s*<!-- /{re.escape(name)} -->",
+    """The one-line shell command in the fenced block between `<!-- name -->` and
+    `<!-- /name -->`."""
+    tag = re.escape(name)
+    found = re.search(rf"<!-- {tag} -->\s*```\w*\n(.*?)\n```\s*<!-- /{tag} -->",
                       readme.read_text(), re.S)
     if not found:
         raise ValueError(f"{readme.name} has no block marked <!-- {name} --> ... <!-- /{name} -->")

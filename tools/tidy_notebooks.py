@@ -6,8 +6,8 @@ Every notebook in notebooks/ is stored
 * with the Colab cell first: on Colab it installs the course package from the repository whose URL
   `_config.yml` holds (the one place it is written); anywhere else it does nothing.
 
-    python tools/tidy_notebooks.py --check            # what is out of shape (and out of _toc.yml); exit 1 if any
-    python tools/tidy_notebooks.py --write            # fix every notebook in place
+    python tools/tidy_notebooks.py --check    # what is out of shape or not in _toc.yml (exit 1)
+    python tools/tidy_notebooks.py --write    # fix every notebook in place
     python tools/tidy_notebooks.py --write notebooks/03_first_vit.ipynb
     python tools/tidy_notebooks.py --cell             # print the Colab cell
 """
@@ -40,12 +40,13 @@ def colab_cell_source() -> str:
     url, branch = repository()
     packages = " ".join(f'"{p}"' for p in [f"poorvit @ git+{url}@{branch}", *COLAB_EXTRAS])
     return (
-        "# On Colab: install the course package (Colab's own torch is kept). Elsewhere: nothing to do,\n"
+        "# On Colab: install the course package (Colab's own torch is kept). "
+        "Elsewhere: nothing to do,\n"
         "# the package comes from `pip install -r requirements.txt` (see the Setup page).\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f"    %pip install -q --no-deps {packages}"
+        f"    %pip install -q --no-deps \\\n        {packages}"
     )
 
 
@@ -59,7 +60,8 @@ def chapters() -> list[Path]:
 
 
 def toc_files() -> list[str]:
-    """Every page in `_toc.yml`, root first, as written there (no suffix): "book/intro", "notebooks/..."."""
+    """Every page in `_toc.yml`, root first, as written there (no suffix): "book/intro",
+    "notebooks/..."."""
     def walk(entries):
         for entry in entries:
             if "file" in entry:
@@ -76,7 +78,8 @@ def toc_mismatch() -> list[str]:
     listed = {f for f in toc_files() if f.startswith("notebooks/")}
     stored = {f"notebooks/{p.stem}" for p in chapters()}
     return ([f"{f}.ipynb is not in _toc.yml" for f in sorted(stored - listed)]
-            + [f"{f} is in _toc.yml but notebooks/ has no such notebook" for f in sorted(listed - stored)])
+            + [f"{f} is in _toc.yml but notebooks/ has no such notebook"
+               for f in sorted(listed - stored)])
 
 
 def problems(nb: nbformat.NotebookNode) -> list[str]:
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="report notebooks out of shape")
     mode.add_argument("--write", action="store_true", help="fix notebooks in place")
     mode.add_argument("--cell", action="store_true", help="print the Colab cell")
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="default: every notebook in notebooks/")
     args = parser.parse_args(argv)
     if args.cell:
         print(colab_cell_source())
