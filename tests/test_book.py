@@ -1,5 +1,5 @@
-"""The shape of the book: the table of contents against notebooks/, how notebooks are stored, the Colab
-cell, README's commands, the book's configuration and its citations."""
+"""The shape of the book: the table of contents against notebooks/, how notebooks are stored, the
+Colab cell, README's commands, the book's configuration and its citations."""
 import re
 import sys
 from importlib.metadata import requires
@@ -23,19 +23,22 @@ def test_every_notebook_is_in_the_toc_and_every_chapter_exists():
 
 
 def test_every_prose_page_in_the_toc_exists():
-    missing = [f for f in tidy.toc_files() if not f.startswith("notebooks/") and not (ROOT / f"{f}.md").is_file()]
+    missing = [f for f in tidy.toc_files()
+               if not f.startswith("notebooks/") and not (ROOT / f"{f}.md").is_file()]
     assert not missing, f"in _toc.yml without a page: {missing}"
 
 
 def test_notebooks_are_stored_without_outputs_with_python3_and_the_colab_cell():
-    found = [f"{p.name}: {problem}" for p in tidy.chapters() for problem in tidy.problems(nbformat.read(p, 4))]
+    found = [f"{p.name}: {problem}" for p in tidy.chapters()
+             for problem in tidy.problems(nbformat.read(p, 4))]
     assert not found, "\n".join(found) + "\nfix with: python tools/tidy_notebooks.py --write"
 
 
 def test_tidy_makes_a_notebook_clean_and_is_idempotent():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A chapter"),
                                          nbformat.v4.new_code_cell("1 + 1", execution_count=3)])
-    nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)]
+    nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"},
+                                                  execution_count=3)]
     nb.metadata["kernelspec"] = {"name": "other", "display_name": "Other", "language": "python"}
     assert len(tidy.problems(nb)) == 3
     tidy.tidy(nb)
@@ -57,15 +60,18 @@ def test_colab_cell_installs_from_the_configured_repository_and_keeps_colab_torc
 
 
 def test_colab_cell_brings_every_dependency_colab_lacks():
-    deps = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in requires("poorvit") if "extra ==" not in r}
+    deps = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower()
+            for r in requires("poorvit") if "extra ==" not in r}
     extras = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in tidy.COLAB_EXTRAS}
-    assert deps - tidy.COLAB_PROVIDES - extras == set(), "add it to COLAB_EXTRAS in tools/tidy_notebooks.py"
+    missing = deps - tidy.COLAB_PROVIDES - extras
+    assert missing == set(), "add it to COLAB_EXTRAS in tools/tidy_notebooks.py"
 
 
 def test_readme_commands_are_single_lines_that_install_then_test_or_build():
     test, book = readme_command("test-command"), readme_command("book-command")
     for command in (test, book):
-        assert command.startswith("python3 -m venv .venv") and "pip install -r requirements.txt" in command
+        assert command.startswith("python3 -m venv .venv")
+        assert "pip install -r requirements.txt" in command
     assert test.endswith("python -m pytest")
     assert book.endswith("jupyter-book build .")
 
@@ -79,8 +85,9 @@ def test_pytest_runs_unit_tests_before_notebooks():
 
 def test_book_configuration():
     execute = CONFIG["execute"]
-    assert execute["execute_notebooks"] == "cache"          # a rebuild re-executes only changed notebooks
-    assert execute["timeout"] >= 600                       # seconds per cell: the smoke scale fits easily
+    # a rebuild re-executes only changed notebooks; seconds per cell: the smoke scale fits easily
+    assert execute["execute_notebooks"] == "cache"
+    assert execute["timeout"] >= 600
     assert execute["allow_errors"] is False and execute["raise_on_error"] is True
     assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert CONFIG["only_build_toc_files"] is True
@@ -97,3 +104,16 @@ def test_every_citation_is_in_references_bib():
              for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", p.read_text(encoding="utf-8"))
              for key in group.split(",")}
     assert sorted(f"{page}: {key}" for page, key in cited if key not in keys) == []
+
+
+def test_readme_reading_path_names_the_core_and_its_size():
+    """README's reading path lists the core modules in order, each with its size within 10 %."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- reading-path -->(.*?)<!-- /reading-path -->", text, re.S).group(1)
+    rows = re.findall(r"\| `(poorvit/\w+\.py)` \| (\d[\d,]*) \|", block)
+    assert [path for path, _ in rows] == [f"poorvit/{m}.py" for m in
+                                          ("config", "tokens", "attention", "model", "train")]
+    for path, stated in rows:
+        actual = len((ROOT / path).read_text().splitlines())
+        stated = int(stated.replace(",", ""))
+        assert abs(actual - stated) <= 0.1 * actual, f"README: {path}: {stated} lines, not {actual}"
