@@ -32,7 +32,7 @@ from .data import MEAN, STD, normalize
 # The augmentation fields of TrainConfig, in pipeline order (`study.study_augmentation()` reads the
 # study's values of them).
 AUGMENT_FIELDS = ("crop_pad", "flip", "autoaugment", "random_erasing", "mixup_alpha",
-                  "cutmix_alpha", "mix_prob")
+                  "cutmix_alpha", "mix_prob", "augment_impl", "mix_partner")
 
 
 def random_crop(x: torch.Tensor, pad: int, g: torch.Generator | None = None,
@@ -65,17 +65,23 @@ def random_flip(x: torch.Tensor, g: torch.Generator | None = None, p: float = 0.
 # ---- random erasing, Mixup, CutMix -------------------------------------------------------------
 
 def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None = None, scale=(0.02, 0.33),
-                   ratio=(0.3, 3.3), value: float = 0.0, tries: int = 10) -> torch.Tensor:
+                   ratio=(0.3, 3.3), value: float | tuple = 0.0, tries: int = 10,
+                   log_ratio: bool = True) -> torch.Tensor:
     """Erase one random rectangle per sample with probability `p` (torchvision's `RandomErasing`
     rule: area a uniform fraction `scale` of the image, log aspect ratio uniform in `ratio`, the
     first of `tries` draws that fits), filled with `value` (0 on normalized images: the dataset's
-    mean colour). All samples at once."""
+    mean colour; a tuple: one value per channel). All samples at once. `log_ratio=False`: the
+    aspect ratio itself uniform in `ratio` (Zhong et al.'s code; `STUDY_ERASING` is the study's
+    form)."""
     B, C, H, W = x.shape
     dev = x.device
     u_area = torch.rand(B, tries, device=dev, generator=g)
     area = H * W * (scale[0] + (scale[1] - scale[0]) * u_area)
     u_ratio = torch.rand(B, tries, device=dev, generator=g)
-    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u_ratio
+    if log_ratio:
+        log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u_ratio
+    else:
+        log_r = torch.log(ratio[0] + (ratio[1] - ratio[0]) * u_ratio)
     h = torch.sqrt(area * log_r.exp()).round().long()
     w = torch.sqrt(area / log_r.exp()).round().long()
     fits = (h < H) & (w < W)
@@ -89,13 +95,31 @@ def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None = None, 
     cols = torch.arange(W, device=dev)
     inside = (((rows >= top[:, None]) & (rows < (top + h)[:, None]))[:, :, None]
               & ((cols >= left[:, None]) & (cols < (left + w)[:, None]))[:, None, :])   # (B, H, W)
-    return x.masked_fill((inside & erase[:, None, None])[:, None], value)
+    mask = (inside & erase[:, None, None])[:, None]
+    if isinstance(value, (tuple, list)):
+        return torch.where(mask, torch.tensor(value, device=dev, dtype=x.dtype).view(1, C, 1, 1), x)
+    return x.masked_fill(mask, value)
 
 
-def mixup(x: torch.Tensor, target: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+# The study's erasing (Zhong et al.'s `RandomErasing(probability, sh=0.4, r1=0.3, mean=...)`,
+# `utils/transforms.py`): area 2-40 % of the image, aspect ratio uniform in [0.3, 1/0.3], up to 100
+# tries, the constants (0.4914, 0.4822, 0.4465) written into the normalized image.
+STUDY_ERASING = dict(scale=(0.02, 0.4), ratio=(0.3, 1 / 0.3), value=MEAN, tries=100,
+                     log_ratio=False)
+
+
+def _partner(t: torch.Tensor, perm: torch.Tensor | None) -> torch.Tensor:
+    """Each sample's partner: the reversed batch (perm None), else `t[perm]`."""
+    return t.flip(0) if perm is None else t[perm]
+
+
+def mixup(x: torch.Tensor, target: torch.Tensor, lam: float,
+          perm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Blend each sample with its partner in the reversed batch: lam * own + (1 - lam) * partner,
-    for the images and for the (B, n_classes) soft targets alike (timm's `Mixup`, batch mode)."""
-    return x * lam + x.flip(0) * (1 - lam), target * lam + target.flip(0) * (1 - lam)
+    for the images and for the (B, n_classes) soft targets alike (timm's `Mixup`, batch mode);
+    `perm` (B,): the partners are `x[perm]` instead (the study's code)."""
+    return (x * lam + _partner(x, perm) * (1 - lam),
+            target * lam + _partner(target, perm) * (1 - lam))
 
 
 def cutmix_box(height: int, width: int, lam: float,
@@ -109,24 +133,28 @@ def cutmix_box(height: int, width: int, lam: float,
             max(cx - cw // 2, 0), min(cx + cw // 2, width))
 
 
-def cutmix(x: torch.Tensor, target: torch.Tensor,
-           box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Paste the box of each sample's partner (reversed batch) into it; the targets mix by the
-    pasted area."""
+def cutmix(x: torch.Tensor, target: torch.Tensor, box: tuple[int, int, int, int],
+           perm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste the box of each sample's partner (reversed batch, or `x[perm]`) into it; the targets
+    mix by the pasted area."""
     top, bottom, left, right = box
     H, W = x.shape[-2:]
+    partner = _partner(x, perm)
     x = x.clone()
-    x[..., top:bottom, left:right] = x.flip(0)[..., top:bottom, left:right]
+    x[..., top:bottom, left:right] = partner[..., top:bottom, left:right]
     lam = 1.0 - (bottom - top) * (right - left) / (H * W)
-    return x, target * lam + target.flip(0) * (1 - lam)
+    return x, target * lam + _partner(target, perm) * (1 - lam)
 
 
 def mix_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, mixup_alpha: float,
-              cutmix_alpha: float, mix_prob: float, g: torch.Generator | None = None):
+              cutmix_alpha: float, mix_prob: float, g: torch.Generator | None = None,
+              partner: str = "reverse"):
     """With probability `mix_prob` mix the batch by Mixup or CutMix (one of the two, evenly, when
     both alphas are on), lam ~ Beta(alpha, alpha). Returns (x, target, info): target is `y` when the
     batch is left alone, else (B, n_classes) soft targets; info says what happened ({"op": None |
-    "mixup" | "cutmix", "lam": ...})."""
+    "mixup" | "cutmix", "lam": ...}). `partner="permute"`: each sample mixes with a random
+    permutation of the batch (the study's code; its loss `lam * CE(out, y_a) + (1 - lam) *
+    CE(out, y_b)` equals cross-entropy on these soft targets, CE being linear in the target)."""
     choices = [op for op, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
     if not choices or mix_prob <= 0:
         return x, y, {"op": None, "lam": 1.0}
@@ -138,11 +166,13 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, mixup_alpha: flo
     op = choices[int(rng.random() * len(choices))]
     lam = float(rng.beta(*(2 * [mixup_alpha if op == "mixup" else cutmix_alpha])))
     soft = F.one_hot(y, n_classes).to(x.dtype)
+    perm = (torch.randperm(len(x), device=x.device, generator=g) if partner == "permute"
+            else None)
     if op == "mixup":
-        x, target = mixup(x, soft, lam)
+        x, target = mixup(x, soft, lam, perm)
         return x, target, {"op": op, "lam": lam}
     box = cutmix_box(x.shape[-2], x.shape[-1], lam, rng)
-    x, target = cutmix(x, soft, box)
+    x, target = cutmix(x, soft, box, perm)
     pasted = (box[1] - box[0]) * (box[3] - box[2]) / (x.shape[-2] * x.shape[-1])
     return x, target, {"op": op, "lam": 1.0 - pasted, "box": box}
 
@@ -158,9 +188,12 @@ class TrainTransform:
 
     def __init__(self, crop_pad: int = 4, flip: bool = True, autoaugment: bool = False,
                  random_erasing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
-                 mix_prob: float = 0.5, n_classes: int = 10):
+                 mix_prob: float = 0.5, augment_impl: str = "torchvision",
+                 mix_partner: str = "reverse", n_classes: int = 10):
         self.crop_pad, self.flip, self.random_erasing = crop_pad, flip, random_erasing
-        self.autoaugment = AutoAugment() if autoaugment else None
+        self.augment_impl, self.mix_partner = augment_impl, mix_partner
+        self.autoaugment = AutoAugment(variant=augment_impl) if autoaugment else None
+        self.erasing = STUDY_ERASING if augment_impl == "study" else {}
         self.mixup_alpha, self.cutmix_alpha, self.mix_prob = mixup_alpha, cutmix_alpha, mix_prob
         self.n_classes = n_classes
         self.last = {"op": None, "lam": 1.0}
@@ -175,14 +208,15 @@ class TrainTransform:
             x = self.autoaugment(x, g)
         x = normalize(x)
         if self.random_erasing:
-            x = random_erasing(x, self.random_erasing, g)
+            x = random_erasing(x, self.random_erasing, g, **self.erasing)
         x, target, self.last = mix_batch(x, y, self.n_classes, self.mixup_alpha, self.cutmix_alpha,
-                                         self.mix_prob, g)
+                                         self.mix_prob, g, self.mix_partner)
         return x, target
 
     def __repr__(self) -> str:
         on = [f"crop(pad {self.crop_pad})" if self.crop_pad else "", "flip" if self.flip else "",
-              "AutoAugment(CIFAR-10)" if self.autoaugment else "", "normalize",
+              ("AutoAugment(CIFAR-10" + (", study's port)" if self.augment_impl == "study"
+                                         else ")")) if self.autoaugment else "", "normalize",
               f"erasing(p {self.random_erasing})" if self.random_erasing else "",
               f"Mixup(alpha {self.mixup_alpha})" if self.mixup_alpha else "",
               f"CutMix(alpha {self.cutmix_alpha})" if self.cutmix_alpha else ""]
@@ -215,4 +249,4 @@ class PerImage(torch.utils.data.Dataset):
 
 __all__ = ["TrainTransform", "PerImage", "AutoAugment", "random_crop", "random_flip",
            "random_erasing", "mixup", "cutmix", "cutmix_box", "mix_batch", "apply_op",
-           "op_magnitude", "cifar10_policy", "AUGMENT_FIELDS"]
+           "op_magnitude", "cifar10_policy", "AUGMENT_FIELDS", "STUDY_ERASING"]

@@ -64,10 +64,12 @@ def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return out.clamp_(0, 255).to(torch.uint8)
 
 
-def _affine(x: torch.Tensor, angle, tx, ty, shear_x, shear_y, center) -> torch.Tensor:
+def _affine(x: torch.Tensor, angle, tx, ty, shear_x, shear_y, center, fill: float = 0.0,
+            mode: str = "nearest") -> torch.Tensor:
     """Per-sample affine maps (degrees, pixels; `center` -1: the top-left corner, 0: the image
     centre), nearest neighbour, zero fill: torchvision's `F.affine`, with
-    `_get_inverse_affine_matrix` for all at once."""
+    `_get_inverse_affine_matrix` for all at once. `fill` (a grey level for uncovered pixels) and
+    `mode="bicubic"` (torch's bicubic kernel, clamped to 0..255) serve the study's variant."""
     n, C, H, W = x.shape
     cx, cy = center * W / 2, center * H / 2
     rot, sx, sy = (torch.deg2rad(v) for v in (angle, shear_x, shear_y))
@@ -82,29 +84,52 @@ def _affine(x: torch.Tensor, angle, tx, ty, shear_x, shear_y, center) -> torch.T
     scale = torch.tensor([0.5 * W, 0.5 * H], device=x.device).view(1, 2, 1, 1)
     grid = theta[:, :, 0] * xs + theta[:, :, 1] * ys + theta[:, :, 2]
     grid = (grid / scale).permute(0, 2, 3, 1)                                        # (n, H, W, 2)
-    out = F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    return out.round_().to(torch.uint8)
+    if not fill and mode == "nearest":     # torchvision's form, untouched
+        out = F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros",
+                            align_corners=False)
+        return out.round_().to(torch.uint8)
+    out = F.grid_sample(x.float() - fill, grid, mode=mode, padding_mode="zeros",
+                        align_corners=False) + fill
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
 
 
-def _geometric(kind: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Geometric ops in one grid sample: sample i does GEOMETRIC[kind[i]] with magnitude m[i]."""
+# What the study's AutoAugment (DeepVoltaire's PIL port, `utils/autoaug.py`) does differently from
+# torchvision's: uncovered pixels grey (128), rotations one way only (PIL's `rotate(+m)`,
+# counter-clockwise), shears bicubic. Every other op, the policy and the magnitudes are the same.
+STUDY_FILL = 128.0
+VARIANTS = ("torchvision", "study")
+
+
+def _geometric(kind: torch.Tensor, x: torch.Tensor, m: torch.Tensor,
+               variant: str = "torchvision") -> torch.Tensor:
+    """Geometric ops in one grid sample: sample i does GEOMETRIC[kind[i]] with magnitude m[i]
+    (`variant="study"`: grey fill, and a second, bicubic grid sample for the shears)."""
     is_op = {op: kind == k for k, op in enumerate(GEOMETRIC)}
     zero = torch.zeros_like(m)
     shear = torch.rad2deg(torch.atan(m))
-    return _affine(x, torch.where(is_op["Rotate"], -torch.remainder(m, 360), zero),
-                   torch.where(is_op["TranslateX"], m.trunc(), zero),
-                   torch.where(is_op["TranslateY"], m.trunc(), zero),
-                   torch.where(is_op["ShearX"], shear, zero),
-                   torch.where(is_op["ShearY"], shear, zero),
-                   torch.where(is_op["ShearX"] | is_op["ShearY"], -1.0, 0.0).to(m.dtype))
+    is_shear = is_op["ShearX"] | is_op["ShearY"]
+    args = (torch.where(is_op["Rotate"], -torch.remainder(m, 360), zero),
+            torch.where(is_op["TranslateX"], m.trunc(), zero),
+            torch.where(is_op["TranslateY"], m.trunc(), zero),
+            torch.where(is_op["ShearX"], shear, zero),
+            torch.where(is_op["ShearY"], shear, zero),
+            torch.where(is_shear, -1.0, 0.0).to(m.dtype))
+    if variant == "torchvision":
+        return _affine(x, *args)
+    out = _affine(x, *args, fill=STUDY_FILL)
+    if is_shear.any():
+        idx = is_shear.nonzero()[:, 0]
+        out[idx] = _affine(x[idx], *(a[idx] for a in args), fill=STUDY_FILL, mode="bicubic")
+    return out
 
 
-def apply_op(op: str, x: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+def apply_op(op: str, x: torch.Tensor, magnitude: torch.Tensor,
+             variant: str = "torchvision") -> torch.Tensor:
     """AutoAugment op `op` on uint8 images (n, 3, H, W), each with its own signed magnitude (n,)
-    float64."""
+    float64 (`variant="study"`: the geometric ops as the study's code runs them)."""
     m = magnitude
     if op in ("Invert", "AutoContrast", "Equalize"):
         fn = {"Invert": TF.invert, "AutoContrast": TF.autocontrast, "Equalize": TF.equalize}[op]
@@ -123,17 +148,21 @@ def apply_op(op: str, x: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     if op == "Solarize":
         return torch.where(x >= (255.0 * m).float().view(-1, 1, 1, 1), 255 - x, x)
     if op in GEOMETRIC:
-        return _geometric(torch.full_like(m, GEOMETRIC.index(op), dtype=torch.long), x, m)
+        return _geometric(torch.full_like(m, GEOMETRIC.index(op), dtype=torch.long), x, m,
+                          variant)
     ops = ", ".join(v2.AutoAugment._AUGMENTATION_SPACE)
     raise ValueError(f"op={op!r} is not an AutoAugment op; choose one of {ops}")
 
 
 class AutoAugment:
     """AutoAugment (default: the CIFAR-10 policy) on uint8 batches, one random sub-policy per
-    sample."""
+    sample; `variant="study"`: the study's port (grey fill, rotations one way, bicubic shears)."""
 
-    def __init__(self, policy: list | None = None):
+    def __init__(self, policy: list | None = None, variant: str = "torchvision"):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant={variant!r} is not valid: choose one of {VARIANTS}")
         self.policy = policy if policy is not None else cifar10_policy()
+        self.variant = variant
         self.ops = sorted({op for sub in self.policy for op, _, _ in sub})
         self._tables = {}
 
@@ -144,6 +173,8 @@ class AutoAugment:
         if key not in self._tables:
             rows = [(self.ops.index(op), p, *op_magnitude(op, b, height, width))
                     for sub in self.policy for op, p, b in sub]
+            if self.variant == "study":      # PIL's rotate(+m): one direction, never signed
+                rows = [(o, p, mag, sg and self.ops[o] != "Rotate") for o, p, mag, sg in rows]
             op, p, mag, signed = zip(*rows)
             shape = (len(self.policy), 2)
             self._tables[key] = (torch.tensor(op, device=device).view(shape),
@@ -179,10 +210,12 @@ class AutoAugment:
             for k, n in enumerate(counts[1:]):
                 if n:
                     idx = order[start:start + n]
-                    x[idx] = (_geometric(to_kind[op[idx]], x[idx], m[idx]) if k == len(self.ops)
+                    x[idx] = (_geometric(to_kind[op[idx]], x[idx], m[idx], self.variant)
+                              if k == len(self.ops)
                               else apply_op(self.ops[k], x[idx], m[idx]))
                     start += n
         return x
 
 
-__all__ = ["AutoAugment", "apply_op", "op_magnitude", "cifar10_policy", "GEOMETRIC"]
+__all__ = ["AutoAugment", "apply_op", "op_magnitude", "cifar10_policy", "GEOMETRIC", "STUDY_FILL",
+           "VARIANTS"]

@@ -14,10 +14,12 @@ would be valid, never as a shape error in the middle of a forward pass.
 from __future__ import annotations
 
 import ast
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -28,6 +30,16 @@ def _check(ok: bool, name: str, value: Any, valid: str) -> None:
 
 def _check_choice(name: str, value: Any, choices) -> None:
     _check(value in choices, name, value, "choose one of " + ", ".join(repr(c) for c in choices))
+
+
+def _plain_values(cfg) -> None:
+    """Replace numpy scalars and 0-d tensors in `cfg`'s fields by plain Python numbers (`.item()`),
+    so that records (JSON) and checkpoints (`torch.load(weights_only=True)`) hold only plain types:
+    `get_train_config(lr=np.logspace(-3, -2, 3)[0])` stores `lr` as a float."""
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, np.generic) or (isinstance(v, torch.Tensor) and v.ndim == 0):
+            object.__setattr__(cfg, f.name, v.item())
 
 
 @dataclass(frozen=True)
@@ -65,8 +77,14 @@ class ViTConfig:
     patch_drop: float = 0.0       # training only: share of patch tokens dropped per image (0: off)
     n_classes: int = 10           # classifier outputs
     qkv_bias: bool = True         # bias on the query/key/value projections
+    norm_eps: float = 1e-5        # eps of every LayerNorm (the study's code: 1e-6)
+    init: str = "course"          # "course": `init.init_weights`' table (trunc-normal cut at
+                                  #   ±2 std, the patch conv included); "study": the study's
+                                  #   code (its trunc_normal_ cuts at ±2 absolute, so at std 0.02
+                                  #   a plain normal; the patch conv keeps PyTorch's default init)
 
     def __post_init__(self):
+        _plain_values(self)
         self._check_sizes()
         self._check_attention()
         C = self.n_embd
@@ -74,6 +92,8 @@ class ViTConfig:
                "a positive number")
         _check_choice("cls_head", self.cls_head, ("concat", "mean", "gap"))
         _check_choice("pos_embed", self.pos_embed, ("learned", "sincos", "none"))
+        _check(self.norm_eps > 0, "norm_eps", self.norm_eps, "a positive number such as 1e-5")
+        _check_choice("init", self.init, ("course", "study"))
         if self.pos_embed == "sincos":
             _check(C % 4 == 0, "n_embd", C, "2-D sin-cos positions need a width divisible by 4")
         _check(0.0 <= self.drop_path < 1.0, "drop_path", self.drop_path, "a probability in [0, 1)")
@@ -175,7 +195,9 @@ def _divisors(n: int) -> str:
 # Named model presets. Sizes in the comments are parameter counts (a unit test holds them).
 PRESETS: dict[str, dict] = {
     # the study's baseline: patch 4, 192 wide, 9 blocks, 12 heads, MLP ratio 2    2,697,610 params
-    "paper": dict(patch_size=4, n_embd=192, n_layer=9, n_head=12, mlp_ratio=2.0, drop_path=0.1),
+    # (LayerNorm eps and init as the study's code: models/build_model.py, models/vit.py)
+    "paper": dict(patch_size=4, n_embd=192, n_layer=9, n_head=12, mlp_ratio=2.0, drop_path=0.1,
+                  norm_eps=1e-6, init="study"),
     # the CPU recipe's model: trains to a useful accuracy in minutes on two cores  ~0.5 M params
     # (half of the patch tokens dropped in training, so each step costs about half; no class
     # token: the classifier reads the average of the patch tokens. results/cpu/README.md: how each
@@ -197,7 +219,9 @@ def get_config(name: str = "paper", **overrides) -> ViTConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training recipe. The defaults are the study's full recipe (the `paper` scale)."""
+    """A training recipe. The defaults are the study's recipe in its main settings; the `paper`
+    scale adds the study's code where it differs from the course's chapters (`SCALES`, `_STUDY`;
+    `study.FIDELITY` lists every setting)."""
 
     epochs: float = 100            # epochs of n samples each (n / repeats distinct images with
                                    #   repeated augmentation)
@@ -208,9 +232,12 @@ class TrainConfig:
     lr: float = 1e-3               # peak learning rate, reached at the end of warmup
     min_lr: float = 1e-6           # learning rate at the end of the cosine decay
     weight_decay: float = 0.05     # decoupled weight decay (none on norms, biases, positions,
-                                   #   class tokens)
+                                   #   class tokens unless decay_all)
+    decay_all: bool = False        # True: decay every parameter (the study's code)
     beta1: float = 0.9             # first-moment decay (AdamW) / interpolation (Lion)
     beta2: float = 0.999           # second-moment decay (AdamW) / momentum (Lion)
+    lion_betas: str = "shared"     # Lion's betas: "shared" (beta1, beta2 above) or "lion-pytorch"
+                                   #   (that package's own defaults, (0.9, 0.99): the study's code)
     warmup_epochs: float = 10      # linear warmup length, epochs (a fraction of `minutes` when
                                    #   timed: see train.py)
     label_smoothing: float = 0.1   # mass spread evenly over all classes in the target
@@ -221,13 +248,25 @@ class TrainConfig:
     flip: bool = True              # random horizontal flip
     autoaugment: bool = True       # AutoAugment, CIFAR-10 policy
     random_erasing: float = 0.25   # probability of erasing one random rectangle per image
+    augment_impl: str = "torchvision"  # AutoAugment and erasing as torchvision's ("torchvision")
+                                   #   or as the study's code ("study": grey fill, one-way rotation,
+                                   #   bicubic shear; erasing area 0.02-0.4, mean constants)
     mixup_alpha: float = 1.0       # Beta(alpha, alpha) for Mixup (0: off)
     cutmix_alpha: float = 1.0      # Beta(alpha, alpha) for CutMix (0: off)
     mix_prob: float = 0.5          # fraction of batches that get Mixup or CutMix (one, evenly)
+    mix_partner: str = "reverse"   # whom a sample mixes with: "reverse" (the reversed batch, timm)
+                                   #   or "permute" (a random permutation: the study's code)
     repeats: int = 3               # repeated augmentation: each drawn image appears this many
                                    #   times, side by side
+    full_repeats: bool = False     # True: an epoch shows every image `repeats` times (n * repeats
+                                   #   samples: the study's sampler); False: n samples, n / repeats
+                                   #   distinct images (DeiT's)
     whiten: str = "off"            # patch-embedding init from data: "off", "trainable", "frozen"
     whiten_eps: float = 1e-2       # added to the eigenvalues before 1/sqrt in the whitening filters
+    whiten_source: str = "images"  # the whitening sample: "images" (the first training images
+                                   #   as stored, normalized) or "loader" (augmented, normalized
+                                   #   batches of the training loader, unmixed: the study's code)
+    whiten_images: int = 10_000    # images in that sample ("loader": batches until more than this)
     precision: str = "auto"        # "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
     compile: bool = False          # torch.compile the model
     eval_every: int = 1            # evaluate on the test set every N epochs (and always at the end)
@@ -235,6 +274,7 @@ class TrainConfig:
     scale: str = "custom"          # the scale this recipe came from (smoke, demo ...), for records
 
     def __post_init__(self):
+        _plain_values(self)
         _check(self.epochs > 0, "epochs", self.epochs, "a positive number of epochs")
         _check(self.minutes >= 0, "minutes", self.minutes,
                "0 (no time budget) or a positive number")
@@ -247,6 +287,12 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "a number in [0, 1)")
         _check(0 <= self.warmup_epochs, "warmup_epochs", self.warmup_epochs, "0 or more")
+        # a warmup as long as the run never reaches the peak lr and never decays; timed runs too:
+        # their warmup is the fraction warmup_epochs / epochs of the budget (train.Clock.lr)
+        _check(self.warmup_epochs < self.epochs, "warmup_epochs",
+               self.warmup_epochs, f"the warmup must end before the run does (epochs="
+               f"{self.epochs:g}): lower warmup_epochs (e.g. warmup_epochs={self.epochs / 10:g}) "
+               f"or raise epochs")
         _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing,
                "a number in [0, 1)")
         _check(self.grad_clip >= 0, "grad_clip", self.grad_clip, "0 (off) or a positive norm")
@@ -262,9 +308,25 @@ class TrainConfig:
                "a whole number >= 1")
         _check_choice("whiten", self.whiten, ("off", "trainable", "frozen"))
         _check(self.whiten_eps > 0, "whiten_eps", self.whiten_eps, "a positive number")
+        _check_choice("whiten_source", self.whiten_source, ("images", "loader"))
+        _check(isinstance(self.whiten_images, int) and self.whiten_images >= 1, "whiten_images",
+               self.whiten_images, "a whole number >= 1")
+        _check_choice("lion_betas", self.lion_betas, ("shared", "lion-pytorch"))
+        _check_choice("augment_impl", self.augment_impl, ("torchvision", "study"))
+        _check_choice("mix_partner", self.mix_partner, ("reverse", "permute"))
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         _check(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every",
                self.eval_every, "a whole number >= 1")
+
+
+def planned_steps(cfg: TrainConfig, n_train: int = 50_000) -> tuple[int, int]:
+    """(optimizer steps per epoch, steps in the run) of a step-based recipe on `n_train` training
+    images (at most `train_subset`), as `data.DeviceLoader` and `train.Clock` count them: an epoch
+    is n samples (n * repeats with `full_repeats`), drop-last. A timed recipe (`minutes > 0`)
+    stops on the clock: its second number is then only the cap."""
+    n = min(cfg.train_subset or n_train, n_train) * (cfg.repeats if cfg.full_repeats else 1)
+    per_epoch = n // cfg.batch_size
+    return per_epoch, max(1, math.ceil(cfg.epochs * per_epoch))
 
 
 # The scales: the same code from a CPU in CI to a GPU. Each names a model preset, a recipe, whether
@@ -275,6 +337,20 @@ _PLAIN = dict(autoaugment=False, random_erasing=0.0, mixup_alpha=0.0, cutmix_alp
 # pay back, and even random crops cost more than they teach while the model underfits
 # (results/cpu/README.md)
 _CPU = dict(batch_size=32, lr=3e-3, weight_decay=0.05, label_smoothing=0.1, **_PLAIN, crop_pad=0)
+# The CPU recipes keep the course's own defaults where the study's code differs, on purpose: no
+# decay on norms, biases, positions and class tokens (decay_all=False: decaying them pulls them to
+# zero for no gain, chapter 5); the whitening sample of real images with eps 1e-2 (chapter 7: the
+# few-epoch runs gain from damping the noisy directions); AutoAugment and erasing are off (_PLAIN);
+# one pass per epoch (few steps: every step sees a new image); float32 on a CPU anyway.
+# The study's code, setting by setting (../shared/STUDY.md; `study.FIDELITY` shows each one):
+_STUDY = dict(
+    full_repeats=True,            # an epoch = 3 passes (repeated augmentation 3): 585 steps of 256
+    lion_betas="lion-pytorch",    # Lion(lr, weight_decay) with the package's betas (0.9, 0.99)
+    decay_all=True,               # AdamW/Lion over model.parameters(): every parameter decayed
+    augment_impl="study",         # DeepVoltaire's AutoAugment port, Zhong et al.'s erasing
+    mix_partner="permute",        # x[randperm(B)]; its mixed loss equals ours on soft targets
+    whiten_eps=5e-4, whiten_source="loader", whiten_images=5000,   # airbench's whitening
+)
 SCALES: dict[str, dict] = {
     # 3 epochs of 5,000 images (470 steps of 32): ~15 s of training on 2 free cores; step-based,
     # so cacheable
@@ -284,10 +360,16 @@ SCALES: dict[str, dict] = {
                             test_subset=1000)},
     "demo": {"model": "paper", "notebooks": True,
              "for": "one GPU: the study's model, a few minutes a chapter",
-             "train": dict(epochs=20, warmup_epochs=2, repeats=1)},
+             # the study's recipe shortened: 7 epochs of 3 passes (4,095 steps of 256; before the
+             # study's 3-pass epoch it was 20 epochs of 195 steps, 3,900), warmup 10 % as in the
+             # study; mixed precision (fp32 would not fit a few minutes on a T4) and an evaluation
+             # every epoch (the chapters plot the curve; evaluating does not change training)
+             "train": dict(_STUDY, epochs=7, warmup_epochs=0.7)},
+    # the study's code: 100 epochs of 585 steps (58,500), the forward in float32 as its code ran
+    # it (autocast only in its CutMix-only branch), an evaluation every 5 epochs
     "paper": {"model": "paper", "notebooks": True,
               "for": "the study's full recipe: its model, 100 epochs",
-              "train": dict()},
+              "train": dict(_STUDY, precision="fp32", eval_every=5)},
     # 10 minutes of wall time in all (build, train, final evaluation); warmup 3 % of the budget;
     # `epochs` a cap. lr 1e-3, not the smoke's 3e-3: the cpu model is wider (128 vs 64), and at
     # 3e-3 a wide model learned far less (results/cpu/levers-2min-128x6-lr3e-3.json: 21 % vs 45 %
@@ -308,11 +390,13 @@ PRESET_SCALES: dict[str, str] = {"cpu": "cpu"}
 
 
 def default_scale() -> str:
-    """`POORVIT_SCALE` if set, else `demo` where CUDA is present, else `smoke`.
+    """`POORVIT_SCALE` if set, else `demo` where the default device (`device.default_device`:
+    `POORVIT_DEVICE`, else CUDA where present) is a GPU, else `smoke`.
 
     Raises `ValueError` naming the scales when `POORVIT_SCALE` names none of them."""
+    from .device import default_device
     name = (os.environ.get("POORVIT_SCALE", "").strip()
-            or ("demo" if torch.cuda.is_available() else "smoke"))
+            or ("demo" if default_device().type == "cuda" else "smoke"))
     _check_choice("POORVIT_SCALE", name, tuple(SCALES))
     return name
 
@@ -379,5 +463,6 @@ def to_dict(cfg) -> dict:
 
 
 __all__ = ["ViTConfig", "TrainConfig", "PRESETS", "SCALES", "NOTEBOOK_SCALES", "PRESET_SCALES",
-           "get_config", "get_train_config", "scale_model", "default_scale", "with_overrides",
+           "get_config", "get_train_config", "planned_steps", "scale_model", "default_scale",
+           "with_overrides",
            "parse_overrides", "to_dict"]

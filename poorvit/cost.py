@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .attention import Attention, explicit_attention
 from .config import ViTConfig
-from .model import ViT
+from .model import ViT, eval_mode
 
 # ---- tokens and attention FLOPs ----------------------------------------------------------------
 
@@ -128,20 +128,19 @@ def attention_breakdown(cfg: ViTConfig) -> dict:
 def flops_per_image(model: nn.Module, image_size: int | None = None,
                     backward: bool = False) -> dict:
     """FLOPs of one image's forward (and, with `backward`, forward + backward) through `model` (a
-    `ViT`), measured with `torch.utils.flop_counter` in eval mode; attention runs on its explicit
-    path (`explicit_attention(model)`) so that every matmul is counted. Matmuls and convolutions
-    only. Returns {"total": int, "by_module": {module name: int}}."""
+    `ViT`), measured with `torch.utils.flop_counter` in eval mode (restored after); attention runs
+    on its explicit path (`explicit_attention(model)`) so that every matmul is counted. Matmuls and
+    convolutions only. `image_size`: another side than the config's (learned or sin-cos positions
+    are interpolated to its grid: `tokens.TokenEmbed`). Returns {"total": int, "by_module": {module
+    name: int}}."""
     cfg = getattr(model, "cfg", None)
     size = image_size or cfg.image_size
     p = next(model.parameters())
     x = torch.zeros(1, cfg.in_chans if cfg else 3, size, size, device=p.device, dtype=p.dtype)
-    was = model.training
-    model.eval()
-    with explicit_attention(model), FlopCounterMode(display=False) as counter:
+    with eval_mode(model), explicit_attention(model), FlopCounterMode(display=False) as counter:
         out = model(x)
         if backward:
             out.sum().backward()
-    model.train(was)
     if backward:
         model.zero_grad(set_to_none=True)
     by_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}

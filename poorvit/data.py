@@ -51,6 +51,9 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class CIFAR10:
+    """CIFAR-10 in memory as uint8 images and int64 labels, with the class names and a `label`
+    naming the copy ("CIFAR-10" for the verified official release, "CIFAR-10 (JPEG copy)" ...)."""
+
     train_x: torch.Tensor   # (50000, 3, 32, 32) uint8
     train_y: torch.Tensor   # (50000,) int64
     test_x: torch.Tensor    # (10000, 3, 32, 32) uint8
@@ -164,6 +167,34 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+# The largest value `normalize` gives a CIFAR-10 pixel: (1 - MEAN) / STD of green, 2.127.
+_STANDARD_MAX = max((1 - m) / s for m, s in zip(MEAN, STD))
+
+
+def model_input(images: torch.Tensor) -> torch.Tensor:
+    """Images as the model takes them: uint8 (..., 3, H, W) pixels are normalized (`normalize`);
+    float images must already be standardized and are returned as float32.
+
+    Raises ValueError for float images that are raw pixels, not standardized: no negative value and
+    either every value in [0, 1] (pixels scaled to [0, 1]) or a value above 2.127, the largest a
+    standardized CIFAR-10 pixel reaches (pixels in [0, 255] as floats). The rule cannot refuse
+    images standardized by `normalize`: they are never above 2.127, and none of CIFAR-10's 60,000
+    images lies in [0, 1] once standardized (each has a value above 1 or below 0; measured over the
+    training and test sets). Random test inputs (`torch.randn`) have negative values and pass."""
+    if images.dtype == torch.uint8:
+        return normalize(images)
+    if not images.is_floating_point():
+        raise ValueError(f"images of dtype {images.dtype}: pass uint8 pixels (0..255) or float "
+                         f"images standardized with poorvit.data.normalize")
+    x = images.float()
+    if x.numel() and x.min() >= 0 and (x.max() <= 1 or x.max() > _STANDARD_MAX + 1e-3):
+        scale = "[0, 1]" if x.max() <= 1 else f"[0, {x.max().item():.4g}]"
+        raise ValueError(f"float images with values in {scale} look like raw pixels, not "
+                         f"standardized ones: call poorvit.data.normalize(images) first (it takes "
+                         f"uint8 or [0, 1] images), or pass the uint8 images as they are")
+    return x
+
+
 def denormalize(x: torch.Tensor) -> torch.Tensor:
     """Inverse of `normalize`, clamped to [0, 1] for display."""
     mean = torch.tensor(MEAN, device=x.device).view(-1, 1, 1)
@@ -179,7 +210,8 @@ class DeviceLoader:
       (repeated augmentation, Hoffer et al. arXiv 1901.09335; DeiT's RASampler) an epoch draws n/r
       images and shows each r times, side by side in the same batch, each copy in its own random
       view: an epoch still has n samples but only n/r distinct images. `set_epoch(e)` makes epoch
-      `e` reproducible on its own, which is what resuming needs.
+      `e` reproducible on its own, which is what resuming needs. With `full_repeats` an epoch shows
+      every image `repeats` times (n * repeats samples, the study's sampler).
     * `train=False`: the images in order, every one once, normalized only.
     * `rank`/`world`: under DistributedDataParallel each process builds the same global training
       batch (same random draws) and keeps its own slice, so the union over processes is exactly the
@@ -189,7 +221,7 @@ class DeviceLoader:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
                  device: str | torch.device = "cpu", seed: int = 0,
                  transform: Callable | None = None, subset: int = 0, repeats: int = 1,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, full_repeats: bool = False):
         if subset:
             images, labels = images[:subset], labels[:subset]
         if train and batch_size > len(images):
@@ -204,13 +236,14 @@ class DeviceLoader:
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.transform, self.repeats = transform, repeats if train else 1
         self.rank, self.world = rank, world
+        self.full_repeats = full_repeats and train
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = len(self.x)
+        n = len(self.x) * (self.repeats if self.full_repeats else 1)
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
     def generator(self) -> torch.Generator:
@@ -218,11 +251,14 @@ class DeviceLoader:
         return torch.Generator(self.device).manual_seed(self.seed * 100_003 + self.epoch)
 
     def order(self, g: torch.Generator) -> torch.Tensor:
-        """The epoch's sample indices (length n): n/repeats random images, each repeated side by
-        side."""
+        """The epoch's sample indices: n/repeats random images, each repeated side by side (length
+        n); with `full_repeats`, all n images each repeated (length n * repeats: the study's
+        `BatchAugmentation` sampler)."""
         n, r = len(self.x), self.repeats
-        picks = torch.randperm(n, device=self.device, generator=g)[: -(-n // r)]
-        return picks.repeat_interleave(r)[:n]
+        picks = torch.randperm(n, device=self.device, generator=g)
+        if self.full_repeats:
+            return picks.repeat_interleave(r)
+        return picks[: -(-n // r)].repeat_interleave(r)[:n]
 
     def __iter__(self):
         g = self.generator() if self.train else None
@@ -241,5 +277,5 @@ class DeviceLoader:
             yield x, y
 
 
-__all__ = ["load_cifar10", "CIFAR10", "DatasetError", "DeviceLoader", "normalize", "denormalize",
-           "CLASSES", "MEAN", "STD", "default_root"]
+__all__ = ["load_cifar10", "CIFAR10", "DatasetError", "DeviceLoader", "normalize", "model_input",
+           "denormalize", "CLASSES", "MEAN", "STD", "default_root"]

@@ -1,15 +1,19 @@
 """Where the work runs and in what precision: the device from an argument, its name for a record,
 waiting for its queued work, and the one table from a precision setting to an autocast dtype.
 
-    device = get_device(None)          # cuda if there is one, else cpu
-    autocast_dtype("auto", device)     # bfloat16 / float16 on a GPU, None (float32) on a CPU
+    device = get_device(None)          # $POORVIT_DEVICE, else cuda if there is one, else cpu
+    autocast_dtype("auto", device)     # bfloat16 on Ampere+, float16 on older GPUs, None on a CPU
     fast_precisions(device)            # ["fp32", "bf16", ...]: what is worth measuring here
+    configure_backends(device)         # TF32 on Ampere+ (off before): the flags, for a run record
 
 Mixed precision follows Micikevicius et al., "Mixed Precision Training" (arXiv 1710.03740): float16
-needs a gradient scaler, bfloat16 (same exponent range as float32) does not.
+needs a gradient scaler, bfloat16 (same exponent range as float32) does not. Native bfloat16 (and
+TF32) tensor cores start at compute capability 8.0 (Ampere); `torch.cuda.is_bf16_supported()` also
+answers True where bfloat16 is only emulated (a T4, 7.5), so the choice here reads the capability.
 """
 from __future__ import annotations
 
+import os
 import platform
 
 import torch
@@ -20,7 +24,10 @@ PRECISIONS: dict[str, torch.dtype | None] = {
 
 
 def default_device() -> torch.device:
-    """`cuda` when a GPU is visible, else `cpu`."""
+    """`$POORVIT_DEVICE` when set (the tests set `cpu`: tests/conftest.py), else `cuda` when a GPU
+    is visible, else `cpu`."""
+    if os.environ.get("POORVIT_DEVICE", "").strip():
+        return torch.device(os.environ["POORVIT_DEVICE"].strip())
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -45,27 +52,62 @@ def synchronize(device: str | torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def ampere_or_newer(device: str | torch.device) -> bool:
+    """True for a CUDA device of compute capability >= 8.0 (Ampere: A100, RTX 30xx, L4, H100...):
+    native bfloat16 and TF32 tensor cores. False on a CPU and on older GPUs (a T4 is 7.5, a V100
+    7.0), where bfloat16 is at best emulated."""
+    device = torch.device(device)
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def autocast_dtype(precision: str, device: str | torch.device) -> torch.dtype | None:
     """The autocast dtype for a precision ("auto" or a key of `PRECISIONS`); None for float32.
 
-    "auto": None on a CPU; on a GPU bfloat16 where supported, else float16. Raises KeyError on an
-    unknown setting (`TrainConfig` validates it first)."""
+    "auto": None on a CPU; on a GPU bfloat16 where native (`ampere_or_newer`), else float16 (with
+    a gradient scaler: `train.TrainStep`). Raises KeyError on an unknown setting (`TrainConfig`
+    validates it first)."""
     device = torch.device(device)
     if precision == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if ampere_or_newer(device) else torch.float16
     return PRECISIONS[precision]
 
 
 def fast_precisions(device: str | torch.device) -> list[str]:
     """The precisions worth measuring here: fp32 always; bf16 where the device computes it natively
-    (an Ampere or newer GPU, a CPU with AVX-512 bf16); fp16 on GPUs."""
+    (`ampere_or_newer`, a CPU with AVX-512 bf16); fp16 on GPUs."""
     device = torch.device(device)
     if device.type == "cuda":
-        return ["fp32", "bf16", "fp16"] if torch.cuda.is_bf16_supported() else ["fp32", "fp16"]
+        return ["fp32", "bf16", "fp16"] if ampere_or_newer(device) else ["fp32", "fp16"]
     return ["fp32", "bf16"] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else ["fp32"]
 
 
+def backend_flags() -> dict[str, bool]:
+    """The `torch.backends` settings that change a GPU run's numbers or speed, for a run record:
+    TF32 in matmuls and in cuDNN convolutions, cuDNN's autotuner."""
+    return {"tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+
+def configure_backends(device: str | torch.device) -> dict[str, bool]:
+    """THE place that sets `torch.backends` for a run on `device`, and returns `backend_flags()`.
+
+    On a GPU: TF32 (10-bit mantissa inputs, float32 accumulation) for float32 matmuls and
+    convolutions on Ampere or newer, where tensor cores compute it (the float32 parts of a
+    mixed-precision run, and all of an fp32 run); off on older GPUs, which have no TF32. cuDNN's
+    autotuner stays off (the patch conv is one fixed shape; off keeps runs repeatable). On a CPU
+    nothing is changed."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        tf32 = ampere_or_newer(device)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = False
+    return backend_flags()
+
+
 __all__ = ["PRECISIONS", "default_device", "get_device", "device_name", "synchronize",
-           "autocast_dtype", "fast_precisions"]
+           "ampere_or_newer", "autocast_dtype", "fast_precisions", "backend_flags",
+           "configure_backends"]

@@ -19,8 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def init_weights(model: nn.Module, std: float = 0.02) -> None:
-    """Initialise every tensor of a `ViT` in place.
+def init_weights(model: nn.Module, std: float = 0.02, kind: str = "course") -> None:
+    """Initialise every tensor of a `ViT` in place (`kind="course"`: the table below; `"study"`:
+    the study's code, `models/vit.py`: its `trunc_normal_(std=0.02)` cuts at ±2 in absolute terms,
+    so nothing is cut, and the patch conv keeps PyTorch's default init).
 
     | tensor                                  | init                                   |
     |-----------------------------------------|----------------------------------------|
@@ -33,9 +35,12 @@ def init_weights(model: nn.Module, std: float = 0.02) -> None:
     | sin-cos positional embedding            | fixed, not a parameter                 |
     | LayerNorm / RMSNorm weight, bias        | 1, 0                                   |
     """
+    cut = 2.0 if kind == "study" else 2 * std
     for m in model.modules():
+        if isinstance(m, nn.Conv2d) and kind == "study":
+            continue
         if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.trunc_normal_(m.weight, std=std, a=-cut, b=cut)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.LayerNorm, nn.RMSNorm)):
@@ -46,9 +51,9 @@ def init_weights(model: nn.Module, std: float = 0.02) -> None:
     tokens = getattr(model, "tokens", None)
     if tokens is not None:
         if tokens.cls_token is not None:
-            nn.init.trunc_normal_(tokens.cls_token, std=std, a=-2 * std, b=2 * std)
+            nn.init.trunc_normal_(tokens.cls_token, std=std, a=-cut, b=cut)
         if isinstance(tokens.pos_embed, nn.Parameter):
-            nn.init.trunc_normal_(tokens.pos_embed, std=std, a=-2 * std, b=2 * std)
+            nn.init.trunc_normal_(tokens.pos_embed, std=std, a=-cut, b=cut)
 
 
 def stride1_patches(images: torch.Tensor, p: int) -> torch.Tensor:
@@ -89,7 +94,7 @@ def whitening_filters(sigma: torch.Tensor, eps: float = 1e-2) -> tuple[torch.Ten
 
 
 def whiten_patch_embed(model: nn.Module, images: torch.Tensor, eps: float = 1e-2,
-                       freeze: bool = False) -> torch.Tensor:
+                       freeze: bool = False, zero_bias: bool = True) -> torch.Tensor:
     """Write whitening filters of `images` (normalized, (B, 3, H, W)) into the patch conv of a
     `ViT`.
 
@@ -105,16 +110,22 @@ def whiten_patch_embed(model: nn.Module, images: torch.Tensor, eps: float = 1e-2
     k = min(len(filters), out_ch)
     with torch.no_grad():
         conv.weight[:k] = filters[:k].view(k, *conv.weight.shape[1:]).to(conv.weight)
-        conv.bias[:k] = 0
+        if zero_bias:           # the study's `init_whitening_conv` leaves the bias as it was
+            conv.bias[:k] = 0
     model.tokens.patch.frozen_channels = k if freeze else 0
     if freeze:
-        mask = torch.ones_like(conv.weight)
-        mask[:k] = 0
-        conv.weight.register_hook(lambda g: g * mask)
-        bias_mask = torch.ones_like(conv.bias)
-        bias_mask[:k] = 0
-        conv.bias.register_hook(lambda g: g * bias_mask)
+        conv.weight.register_hook(_zero_leading_rows(k))
+        conv.bias.register_hook(_zero_leading_rows(k))
     return eigvals
+
+
+def _zero_leading_rows(k: int):
+    """A gradient hook: the gradient with its first `k` rows (output channels) zeroed. It holds no
+    tensor: what it builds is made from the gradient, on the gradient's device and dtype, so the
+    hook follows the parameter wherever the model moves (`model.to("cuda")` after whitening)."""
+    def hook(g: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(g[:k]), g[k:]])
+    return hook
 
 
 __all__ = ["init_weights", "stride1_patches", "second_moment", "patch_second_moment",

@@ -17,6 +17,9 @@ Parameter and FLOP counts are in `poorvit.cost` (`count_params`, `flops_per_imag
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn as nn
 
@@ -24,6 +27,23 @@ from .attention import Attention, explicit_attention
 from .config import ViTConfig
 from .init import init_weights
 from .tokens import TokenEmbed
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """`module` (and every submodule) in eval mode inside the `with` block; on any exit, an
+    exception or an interrupt included, each submodule gets back the mode it had (train or eval).
+
+        with eval_mode(model):
+            logits = model(x)
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -65,9 +85,9 @@ class Block(nn.Module):
 
     def __init__(self, cfg: ViTConfig, drop_path: float = 0.0):
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.n_embd)
+        self.norm1 = nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps)
         self.attn = Attention(cfg)
-        self.norm2 = nn.LayerNorm(cfg.n_embd)
+        self.norm2 = nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps)
         self.mlp = MLP(cfg.n_embd, cfg.mlp_hidden)
         self.drop_path = drop_path
 
@@ -86,10 +106,10 @@ class ViT(nn.Module):
         self.tokens = TokenEmbed(cfg)
         rates = [cfg.drop_path * i / max(cfg.n_layer - 1, 1) for i in range(cfg.n_layer)]
         self.blocks = nn.ModuleList(Block(cfg, r) for r in rates)
-        self.norm = nn.LayerNorm(cfg.n_embd)
+        self.norm = nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps)
         head_in = cfg.n_embd * cfg.n_cls if cfg.cls_head == "concat" else cfg.n_embd
         self.head = nn.Linear(head_in, cfg.n_classes)
-        init_weights(self)
+        init_weights(self, kind=cfg.init)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Normalized tokens (B, T, C) of images (B, 3, H, W); in training, with `patch_drop`, only
@@ -114,16 +134,16 @@ class ViT(nn.Module):
     @torch.no_grad()
     def attention_maps(self, images: torch.Tensor) -> torch.Tensor:
         """All attention maps, stacked: (n_layer, B, H, T, T), computed in eval mode on the explicit
-        path (the tokens pass each block as they do when it returns its maps)."""
-        was = self.training
-        self.eval()
-        x, maps = self.tokens(images), []
-        with explicit_attention(self):
+        path (the tokens pass each block as they do when it returns its maps); the mode is restored.
+        `images` (B, 3, H, W): uint8 pixels or standardized floats (`data.model_input`: raw float
+        pixels raise ValueError)."""
+        from .data import model_input     # data imports torchvision: loaded when maps are asked
+        with eval_mode(self), explicit_attention(self):
+            x, maps = self.tokens(model_input(images)), []
             for block in self.blocks:
                 maps.append(block.attn.maps(block.norm1(x)))
                 x = block(x)
-        self.train(was)
         return torch.stack(maps)
 
 
-__all__ = ["ViT", "Block", "MLP", "drop_path", "patch_dropout"]
+__all__ = ["ViT", "Block", "MLP", "drop_path", "patch_dropout", "eval_mode"]

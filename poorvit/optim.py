@@ -1,7 +1,8 @@
 """Optimizers and the learning-rate schedule.
 
 * AdamW (Loshchilov & Hutter, arXiv 1711.05101) from torch, with no weight decay on norms, biases,
-  positional embeddings and class tokens (decaying those pulls them to zero for no gain).
+  positional embeddings and class tokens (decaying those pulls them to zero for no gain), unless
+  the recipe's `decay_all` asks for the study's code, which decays every parameter.
 * Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", arXiv 2302.06675) from
   lion-pytorch: the sign of an interpolated momentum, so every coordinate moves by exactly lr; it
   keeps one state tensor per parameter where AdamW keeps two.
@@ -10,6 +11,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -19,9 +21,9 @@ from lion_pytorch import Lion
 from .config import TrainConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
     """Two groups: matrices and conv kernels are decayed; norms, biases, positions and class tokens
-    are not.
+    are not (with `decay_all`, they are too: the study's code decays every parameter).
 
     A patch conv whose first channels are frozen by the whitening init (`frozen_channels > 0`) is
     not decayed either, so that the frozen filters stay exactly as written.
@@ -31,7 +33,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim < 2 or name.endswith(("pos_embed", "cls_token")) or id(p) in frozen:
+        exempt = p.ndim < 2 or name.endswith(("pos_embed", "cls_token"))
+        if (exempt and not decay_all) or id(p) in frozen:
             no_decay.append(p)
         else:
             decay.append(p)
@@ -44,13 +47,22 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig,
     """AdamW or Lion over `param_groups(model)`, at the peak learning rate `cfg.lr`. AdamW is
     fused (one kernel for the whole update) on a GPU unless `fused` says otherwise (see
     `adamw_kind`); Lion ignores `fused`."""
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.decay_all)
     if cfg.optimizer == "lion":
-        return Lion(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        return Lion(groups, lr=cfg.lr, betas=lion_betas(cfg), weight_decay=cfg.weight_decay)
     on_cuda = next(model.parameters()).is_cuda
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                              weight_decay=cfg.weight_decay,
                              fused=on_cuda if fused is None else fused)
+
+
+def lion_betas(cfg: TrainConfig) -> tuple[float, float]:
+    """Lion's (beta1, beta2) for a recipe: `lion-pytorch`'s own defaults (read from its signature:
+    (0.9, 0.99), what the study's `Lion(params, lr, weight_decay)` ran) or the recipe's
+    (beta1, beta2)."""
+    if cfg.lion_betas == "lion-pytorch":
+        return tuple(inspect.signature(Lion).parameters["betas"].default)
+    return cfg.beta1, cfg.beta2
 
 
 def adamw_kind(opt: torch.optim.Optimizer) -> str:
@@ -91,5 +103,5 @@ def state_floats_per_param(optimizer: torch.optim.Optimizer) -> float:
     return n_state / n_params
 
 
-__all__ = ["param_groups", "make_optimizer", "adamw_kind", "lr_at", "set_lr",
+__all__ = ["param_groups", "make_optimizer", "lion_betas", "adamw_kind", "lr_at", "set_lr",
            "state_floats_per_param"]

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .runs import config_hash, find_runs, run_key
-from .study import ACCURACY, RECIPE, ROWS
+from .study import ACCURACY, RECIPE, ROWS, RUNTIME_LABEL, RUNTIME_S, fidelity_markdown
 from .sweep import baseline_configs, row_configs
 
 SCALE_ORDER = {"smoke": 0, "demo": 1, "paper": 2}
@@ -253,29 +253,33 @@ def recipe_markdown(model_cfg, train_cfg, paper=None) -> str:
 def commands_markdown() -> str:
     """The study's rows: what each changes, the study's number, and the command that trains it on a
     GPU (a Markdown table)."""
-    lines = ["| row | change from the baseline | study (%) | reproduce on your GPU (3 seeds) |",
-             "|---|---|---|---|"]
+    lines = [f"| row | change from the baseline | study (%) | {RUNTIME_LABEL} | "
+             "reproduce on your GPU (3 seeds) |", "|---|---|---|---|---|"]
     for name, row in ROWS.items():
         study = f"{ACCURACY[name]:.2f}" if name in ACCURACY else "–"
+        runtime = f"{RUNTIME_S[name]:,}" if name in RUNTIME_S else "–"
         cmd = f"`python -m poorvit sweep --rows {name} --scale paper --seeds 3`"
         change = f"`{row.change()}`" if row.change() else "–"
-        lines.append(f"| {name} | {change} | {study} | {cmd} |")
+        lines.append(f"| {name} | {change} | {study} | {runtime} | {cmd} |")
     return "\n".join(lines)
 
 
 def page_blocks(records_dir: str | Path) -> dict[str, str]:
-    """The generated blocks of the results page: `rows` (the study's table with commands), `summary`
+    """The generated blocks of the results page: `rows` (the study's table with commands),
+    `fidelity` (the `paper` scale against the study's code, `study.fidelity_markdown`), `summary`
     and `records` (what the records in `records_dir` measured)."""
     records = find_runs(records_dir)
     if not records:
         none = ("_No records yet: no run of the sweep at the demo or paper scale has been recorded "
                 "for this course so far, so the only measured numbers on this page are the "
                 "smoke-scale ones measured in CI._")
-        return {"rows": commands_markdown(), "summary": none, "records": "_None._"}
+        return {"rows": commands_markdown(), "fidelity": fidelity_markdown(), "summary": none,
+                "records": "_None._"}
     scales = sorted({str(r.get("scale")) for r in records}, key=lambda s: SCALE_ORDER.get(s, 9))
     summary = (f"{len(records)} records, at the {', '.join(scales)} scale(s):\n\n"
                + markdown(summarize(records)))
-    return {"rows": commands_markdown(), "summary": summary, "records": records_markdown(records)}
+    return {"rows": commands_markdown(), "fidelity": fidelity_markdown(), "summary": summary,
+            "records": records_markdown(records)}
 
 
 def _block(name: str) -> re.Pattern:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
@@ -106,10 +107,32 @@ class Run:
                 f"{r.get('dataset')}, {r.get('device_name')})")
 
 
+# Config fields added after records were first kept (results/cpu/ predates them): a record that
+# lacks one was trained with its default, which keeps the behaviour the code had before the field.
+ADDED_FIELDS = {"config": ("norm_eps", "init"),
+                "train": ("decay_all", "lion_betas", "augment_impl", "mix_partner", "full_repeats",
+                          "whiten_source", "whiten_images")}
+
+
+def with_defaults(record: dict) -> dict:
+    """A run record with the config fields it predates (`ADDED_FIELDS`) filled in with their
+    defaults, in place. THE one place where records are brought up to date; other objects pass
+    unchanged."""
+    if is_record(record):
+        for key, cls in (("config", ViTConfig), ("train", TrainConfig)):
+            stored = record.get(key)
+            if isinstance(stored, dict):
+                defaults = {f.name: f.default for f in fields(cls)}
+                for name in ADDED_FIELDS[key]:
+                    stored.setdefault(name, defaults[name])
+    return record
+
+
 def _read_json(path: Path) -> object | None:
-    """The parsed JSON of one file, or None if it cannot be read or parsed."""
+    """The parsed JSON of one file (a run record `with_defaults`), or None if it cannot be read or
+    parsed."""
     try:
-        return json.loads(path.read_text())
+        return with_defaults(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError):
         return None
 
@@ -130,9 +153,15 @@ def _json_files(folder: Path, recursive: bool) -> Iterator[tuple[Path, object]]:
 
 def load_record(path: str | os.PathLike) -> dict:
     """A run record from a run folder or a record JSON file. Raises OSError if it is missing,
-    ValueError (json.JSONDecodeError) if it is not JSON."""
+    ValueError (a json.JSONDecodeError, one line saying what to do) if it is not JSON."""
     path = Path(path)
-    return json.loads((path / "record.json" if path.is_dir() else path).read_text())
+    file = path / "record.json" if path.is_dir() else path
+    try:
+        return with_defaults(json.loads(file.read_text()))
+    except json.JSONDecodeError as err:
+        raise json.JSONDecodeError(f"{file} is not a run record: delete it, or its run folder, "
+                                   f"and run again; not valid JSON: {err.msg}", err.doc,
+                                   err.pos) from err
 
 
 def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
@@ -143,7 +172,12 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run
     record = load_record(path)
     model_cfg, train_cfg = ViTConfig(**record["config"]), TrainConfig(**record["train"])
     model = ViT(model_cfg)
-    model.load_state_dict(torch.load(path / "model.pt", map_location=device, weights_only=True))
+    try:        # weights_only: the file is read as tensors, never as code
+        model.load_state_dict(torch.load(path / "model.pt", map_location=device, weights_only=True))
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:   # corrupt, truncated, foreign
+        raise ValueError(f"{path / 'model.pt'} does not hold the weights of this run's model "
+                         f"({type(err).__name__}: {(str(err).splitlines() or [''])[0][:120]}); "
+                         f"delete the run folder {path} and train again") from err
     return Run(model_cfg, train_cfg, record["history"], record, model.to(device).eval(), path,
                cached=True)
 
@@ -200,4 +234,5 @@ def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], s
 
 
 __all__ = ["Run", "runs_root", "run_key", "config_hash", "git_commit", "atomic_save", "write_json",
-           "load_record", "load_run", "find_runs", "is_record", "load_records", "CACHE_VERSION"]
+           "load_record", "load_run", "find_runs", "is_record", "load_records", "with_defaults",
+           "CACHE_VERSION"]

@@ -18,10 +18,10 @@ augmentation fields).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from .augment import AUGMENT_FIELDS
-from .config import get_train_config
+from .config import get_train_config, planned_steps, scale_model
 
 CITATION = "wu2025poorvit"
 
@@ -31,6 +31,7 @@ ACCURACY = {
     "no_autoaugment": 92.14,
     "no_mixup": 93.68,
     "no_cutmix": 92.77,
+    "sincos": 93.43,
     "whitening": 93.28,
     "lowrank_q": 93.32,
     "lowrank_k": 92.50,
@@ -41,6 +42,16 @@ ACCURACY = {
     "adamw_bs1024": 92.09,
     "lion_bs1024": 92.38,
 }
+
+# the runtime the study's table gives beside each accuracy (the README of its code; probably seconds
+# of the whole run, on a GPU it does not name): RUNTIME_LABEL says so wherever it is shown
+RUNTIME_S = {
+    "baseline": 4658, "no_autoaugment": 4684, "no_mixup": 4656, "no_cutmix": 4651, "sincos": 4687,
+    "whitening": 4676, "lowrank_q": 4716, "lowrank_k": 4711, "lowrank_kv": 4756,
+    "lowrank_qk": 4785, "lowrank_qkv": 4805, "adamw_bs256": 3582, "adamw_bs1024": 1371,
+    "lion_bs1024": 1545,
+}
+RUNTIME_LABEL = "runtime (s, the study's GPU, unknown model)"
 
 # one training step of the baseline on the study's GPU, broken down (ms)
 STEP_TIME_MS = {"total": 120.7, "forward": 25.2, "backward": 79.3, "optimizer": 12.7}
@@ -57,8 +68,8 @@ FINDINGS = {
     "multi_cls": ("introducing multiple CLS tokens improves global representation capacity, "
                   "boosting accuracy"),
 }
-# Rows the course sweeps that have no number here: "sincos" (2-D sin-cos positions), "gqa", "mqa",
-# "cls2", "cls4", "cls8". Add a number only with the table of the paper it comes from.
+# Rows the course sweeps that have no number here: "gqa", "mqa", "cls2", "cls4", "cls8". Add a
+# number only with the table of the paper it comes from.
 URL = "https://arxiv.org/abs/2501.06220"
 
 
@@ -108,6 +119,9 @@ ROWS: dict[str, Row] = {
     "no_cutmix": Row("minus CutMix", train=dict(cutmix_alpha=0.0), chapter=_AUG),
     "sincos": Row("2-D sin-cos positions instead of learned ones", model=dict(pos_embed="sincos"),
                   chapter=_TOK),
+    # at `paper` (and `demo`) the baseline carries the study's whitening (eps 5e-4 on ~5,000
+    # augmented images from its loader, finetune.py) and Lion's own betas (0.9, 0.99): a row names
+    # only what it changes, so that at a CPU scale it changes the same one thing
     "whitening": Row("patch embedding initialised by whitening", train=dict(whiten="trainable"),
                      chapter=_INIT),
     "lowrank_q": Row("low-rank q (rank 64)", model=dict(lowrank="q"), chapter=_ATT),
@@ -121,6 +135,8 @@ ROWS: dict[str, Row] = {
                        chapter=_OPT),
     "adamw_bs1024": Row("AdamW, batch 1024", train=dict(batch_size=1024), reference="adamw_bs256",
                         chapter=_OPT),
+    # the study's Lion: its lr and wd are not recorded, so the recipe's (the AdamW values, which
+    # its code's defaults would give)
     "lion_bs1024": Row("Lion, batch 1024", train=dict(optimizer="lion", batch_size=1024),
                        reference="adamw_bs256", chapter=_OPT),
     # described by the study without numbers: key/value heads shared at the same width, several
@@ -182,3 +198,128 @@ RECIPE = [
     ("whiten", "patch embedding initialised by whitening", "7"), ("n_cls", "class tokens", "8"),
     ("train_subset", "training images used (0: all 50,000)", "setup"),
 ]
+
+
+# ---- fidelity: the `paper` scale against the study's code, setting by setting ----------------
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of the study's code (../shared/STUDY.md) and the config fields that carry it.
+
+    `expect`: field -> the study's value (fields of ViTConfig or TrainConfig, or `steps_per_epoch`
+    / `steps` from `config.planned_steps`); `reason`: why the course differs (empty: it does not);
+    `note`: what remains different although the fields match, and why it does not change the
+    result."""
+
+    setting: str
+    study: str
+    where: str
+    expect: dict = field(default_factory=dict)
+    reason: str = ""
+    note: str = ""
+    row: str = ""       # a row of `ROWS`: the values are that row's at the scale
+
+
+FIDELITY: list[Setting] = [
+    Setting("model", "patch 4, width 192, 9 blocks, 12 heads, MLP ratio 2, GELU, qkv bias, "
+            "pre-norm, 1 class token", "models/build_model.py, models/vit.py",
+            dict(patch_size=4, n_embd=192, n_layer=9, n_head=12, mlp_ratio=2.0, qkv_bias=True,
+                 n_cls=1, pos_embed="learned")),
+    Setting("LayerNorm eps", "1e-6, every norm", "models/build_model.py", dict(norm_eps=1e-6)),
+    Setting("init", "trunc_normal_(std 0.02) cut at ±2 absolute; patch conv: PyTorch default",
+            "models/vit.py", dict(init="study")),
+    Setting("stochastic depth", "0.1, rising linearly; no dropout", "finetune.py, models/vit.py",
+            dict(drop_path=0.1, patch_drop=0.0)),
+    Setting("an epoch", "3 passes (repeated augmentation 3, copies in a row): 585 steps of 256; "
+            "100 epochs = 58,500 steps", "finetune.py (BatchAugmentation)",
+            dict(repeats=3, full_repeats=True, batch_size=256, epochs=100, steps_per_epoch=585,
+                 steps=58_500)),
+    Setting("schedule", "warmup 10 epochs from 1e-6, cosine to 1e-6, per iteration",
+            "utils/scheduler.py", dict(warmup_epochs=10, min_lr=1e-6),
+            note="the warmup starts at 0, not 1e-6: the lr of a warmup step differs by less "
+                 "than 1e-6 (0.1 % of the peak), too little to change the result"),
+    Setting("AdamW", "lr 1e-3, wd 0.05 on every parameter, betas (0.9, 0.999), no clipping",
+            "finetune.py", dict(optimizer="adamw", lr=1e-3, weight_decay=0.05, decay_all=True,
+                                beta1=0.9, beta2=0.999, grad_clip=0.0)),
+    Setting("Lion", "lion-pytorch's betas (0.9, 0.99); lr, wd not recorded", "finetune.py",
+            dict(optimizer="lion", batch_size=1024, lion_betas="lion-pytorch"), row="lion_bs1024",
+            note="the Lion row runs with the recipe's lr 1e-3 and wd 0.05 (its code's defaults); "
+                 "the README's values are unknown"),
+    Setting("Muon", "present, no reported number", "utils/muon.py",
+            reason="not in the course: the study reports no number to reproduce"),
+    Setting("loss", "cross-entropy, label smoothing 0.1", "finetune.py",
+            dict(label_smoothing=0.1)),
+    Setting("augmentation", "crop 32 after padding 4, flip, AutoAugment CIFAR-10 (DeepVoltaire's "
+            "port: grey 128 fill, rotation one way, bicubic shear)", "utils/autoaug.py",
+            dict(crop_pad=4, flip=True, autoaugment=True, augment_impl="study"),
+            note="batched on the device, not PIL: torch's bicubic kernel (a = -0.75; PIL's -0.5), "
+                 "translations by whole pixels, torchvision's rounding in the colour ops: "
+                 "differences of a grey level or a pixel in a few ops"),
+    Setting("random erasing", "p 0.25, area 0.02-0.4, aspect uniform in [0.3, 1/0.3], 100 "
+            "tries, fill (0.4914, 0.4822, 0.4465) in the normalized image", "utils/transforms.py",
+            dict(random_erasing=0.25, augment_impl="study")),
+    Setting("Mixup / CutMix", "alpha 1 each, half the batches, 50/50; a permutation of the batch, "
+            "loss lam CE(y_a) + (1 - lam) CE(y_b)", "finetune.py",
+            dict(mixup_alpha=1.0, cutmix_alpha=1.0, mix_prob=0.5, mix_partner="permute"),
+            note="the mixed loss is cross-entropy on the mixed soft targets: the same number, CE "
+                 "being linear in the target (tests/test_fidelity.py)"),
+    Setting("whitening row", "~5,000 augmented, normalized images from the loader; eps 5e-4; "
+            "first 48 of 192 channels; bias untouched", "finetune.py",
+            dict(whiten="trainable", whiten_eps=5e-4, whiten_source="loader", whiten_images=5000),
+            row="whitening", note="filters from a float64 second moment (the study's: float32)"),
+    Setting("low-rank rows", "Linear(192, 64, no bias) then Linear(64, 192) per projection named",
+            "models/vit.py", dict(lowrank="q", lowrank_dim=64), row="lowrank_q"),
+    Setting("sin-cos row", "fixed 2-D sin-cos, temperature 1e4, zero vector for the class token",
+            "models/vit.py", dict(pos_embed="sincos"), row="sincos"),
+    Setting("several class tokens", "outputs concatenated into one linear head", "models/vit.py",
+            dict(n_cls=2, cls_head="concat"), row="cls2"),
+    Setting("precision", "float32 forward (autocast only in its CutMix-only branch)",
+            "finetune.py", dict(precision="fp32")),
+    Setting("evaluation", "every 5 epochs (after epochs 1, 6, ..., 96), best tracked; best or "
+            "last reported: unknown", "finetune.py", dict(eval_every=5),
+            note="poorvit evaluates after epochs 5, 10, ..., 100 and on the full test set at the "
+                 "end; the record keeps final_acc (compared with the study) and best_acc"),
+    Setting("data order", "seed 0, cuDNN deterministic, DDP (gloo) under torchrun", "finetune.py",
+            dict(seed=0),
+            reason="other random streams (the loader's device generator, not DataLoader workers): "
+                   "a run is another draw of the same recipe, as a second seed of the study "
+                   "would be; one process on one GPU computes what DDP on one GPU does"),
+]
+
+
+def paper_values(scale: str = "paper", row: str = "") -> dict:
+    """Every field of a scale's model and recipe (with `row`'s overrides, as `sweep.row_configs`
+    applies them at the study's own sizes), with `steps_per_epoch` and `steps`."""
+    r = ROWS[row] if row else Row("")
+    m, t = scale_model(scale, **r.model), get_train_config(scale, **r.train)
+    per_epoch, steps = planned_steps(t)
+    return {**asdict(m), **asdict(t), "steps_per_epoch": per_epoch, "steps": steps}
+
+
+def fidelity(scale: str = "paper") -> list[dict]:
+    """`FIDELITY` against a scale's configs: per setting the study's value and file, the course's
+    values of the fields, and the status: "same", "same; <note>", "differs: <reason>", or
+    "DIFFERS, no reason given" (which the fidelity test refuses)."""
+    out = []
+    for s in FIDELITY:
+        values = paper_values(scale, s.row)
+        ours = {k: values[k] for k in s.expect}
+        match = all(ours[k] == v for k, v in s.expect.items())
+        status = (f"differs: {s.reason}" if s.reason
+                  else ("same" + (f"; {s.note}" if s.note else "")) if match
+                  else "DIFFERS, no reason given")
+        out.append({"setting": s.setting + (f" (row {s.row})" if s.row else ""),
+                    "study": s.study, "where": s.where,
+                    "ours": ", ".join(f"{k}={v!r}" for k, v in ours.items()) or "–",
+                    "status": status, "match": match})
+    return out
+
+
+def fidelity_markdown(scale: str = "paper") -> str:
+    """`fidelity(scale)` as a Markdown table (the results page's `fidelity` block)."""
+    lines = [f"| setting | the study's code | file | poorvit at `{scale}` | same? |",
+             "|---|---|---|---|---|"]
+    for r in fidelity(scale):
+        lines.append(f"| {r['setting']} | {r['study']} | `{r['where']}` | `{r['ours']}` | "
+                     f"{r['status']} |".replace("`–`", "–"))
+    return "\n".join(lines)

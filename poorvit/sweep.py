@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .config import (TrainConfig, ViTConfig, get_config, get_train_config, scale_model,
                      with_overrides)
-from .runs import run_key, runs_root, write_json
+from .runs import is_record, load_record, run_key, runs_root, write_json
 from .study import ROWS, SWEEPS, Row
 
 
@@ -111,11 +111,12 @@ def run_folder(out: Path, name: str, scale: str, seed: int, key: str) -> Path:
 
 
 def _finished(folder: Path, key: str) -> bool:
+    """Whether `folder` holds the finished run `key`: its record and its final weights."""
     try:
-        rec = json.loads((folder / "record.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        rec = load_record(folder)
+    except (OSError, ValueError):
         return False
-    return rec.get("complete") and rec.get("key") == key and (folder / "model.pt").exists()
+    return is_record(rec) and rec.get("key") == key and (folder / "model.pt").exists()
 
 
 def _find_finished(key: str, out: Path) -> Path | None:
@@ -199,7 +200,7 @@ def sweep(rows: str | list[str] = "study", scale: str | None = None, seeds: int 
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     out = Path(out)
     data = data if data is not None else load_cifar10()
-    rank = _distributed()[0]
+    rank = _distributed(device)[0]
     # names the baseline, any seed
     family = run_key(*baseline_configs(scale, 0, model_cfg, train_cfg), data.label)
     results = []
@@ -223,7 +224,7 @@ def sweep(rows: str | list[str] = "study", scale: str | None = None, seeds: int 
             _barrier()
             if rank == 0:
                 _tag(folder, {"row": name, "scale": scale, "seed": seed, "baseline": family})
-            rec = json.loads((folder / "record.json").read_text())
+            rec = load_record(folder)
             entry["final_acc"] = rec["final_acc"]
             if rank == 0 and progress and entry["status"] in ("done", "copied"):
                 how = "already done" if entry["status"] == "done" else f"copied from {source}"

@@ -82,6 +82,11 @@ class TokenEmbed(nn.Module):
     `pos_embed="learned"` holds one learned vector per token, class tokens included (as timm and the
     study's code do); `"sincos"` adds fixed 2-D sin-cos positions to the patch tokens and none to
     the class tokens; `"none"` adds nothing (attention is then blind to where a patch came from).
+
+    Images of another size than `cfg.image_size` (a grid of gh x gw patches instead of grid x grid)
+    get positions for their grid: the learned patch positions resized bicubically over the 2-D grid
+    (as timm's `resample_abs_pos_embed` and DeiT's fine-tuning at a higher resolution do), the
+    class tokens' positions kept as they are; sin-cos positions computed for the new grid.
     """
 
     def __init__(self, cfg: ViTConfig):
@@ -101,10 +106,32 @@ class TokenEmbed(nn.Module):
             self.pos_embed = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, H, W) -> tokens (B, T, C): class tokens first, then the N patch tokens,
+        positions added."""
         x = self.patch(images)                                          # (B, N, C)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, T, C)
-        return x if self.pos_embed is None else x + self.pos_embed
+        if self.pos_embed is None:
+            return x
+        p = self.patch.patch_size
+        return x + self.positions(images.shape[-2] // p, images.shape[-1] // p)
+
+    def positions(self, gh: int, gw: int) -> torch.Tensor:
+        """Positions (1, n_cls + gh*gw, C) for a grid of gh x gw patches: the stored ones for the
+        config's grid, else resized to this grid (class-token positions unchanged)."""
+        pos, k = self.pos_embed, self.n_cls
+        grid = round((pos.shape[1] - k) ** 0.5)
+        if (gh, gw) == (grid, grid):
+            return pos
+        C = pos.shape[-1]
+        if self.pos_kind == "sincos" and gh == gw:
+            patches = sincos_2d(gh, C).to(pos)[None]
+        else:                                           # bicubic over the 2-D grid of positions
+            square = pos[:, k:].reshape(1, grid, grid, C).permute(0, 3, 1, 2)  # (1, C, g, g)
+            patches = F.interpolate(square.float(), size=(gh, gw), mode="bicubic",
+                                    align_corners=False).to(pos.dtype)
+            patches = patches.flatten(2).transpose(1, 2)                       # (1, gh*gw, C)
+        return torch.cat([pos[:, :k], patches], dim=1)
 
 
 __all__ = ["patchify", "unpatchify", "sincos_2d", "PatchEmbed", "TokenEmbed"]

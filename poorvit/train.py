@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -35,14 +35,15 @@ import torch.nn.functional as F
 
 from . import __version__
 from .augment import TrainTransform
-from .config import TrainConfig, ViTConfig
+from .config import TrainConfig, ViTConfig, with_overrides
 from .cost import count_params
-from .data import CIFAR10, DeviceLoader, load_cifar10, normalize
-from .device import autocast_dtype, device_name, get_device, synchronize
+from .data import CIFAR10, DeviceLoader, load_cifar10, model_input, normalize
+from .device import autocast_dtype, configure_backends, device_name, get_device, synchronize
 from .init import whiten_patch_embed
-from .model import ViT
+from .model import ViT, eval_mode
 from .optim import lr_at, make_optimizer, set_lr
-from .runs import Run, atomic_save, git_commit, load_run, run_key, runs_root, write_json
+from .runs import (Run, atomic_save, git_commit, load_record, load_run, run_key, runs_root,
+                   write_json)
 
 
 class TrainStep:
@@ -52,7 +53,8 @@ class TrainStep:
     runs the forward: `model`, wrapped in DistributedDataParallel when `ddp`, compiled when
     `train_cfg.compile`. The optimizer is `optim.make_optimizer(model, train_cfg, fused)`, `dtype`
     the autocast dtype of `train_cfg.precision` on `device` (None: float32), `scaler` a gradient
-    scaler (active for float16 only), `criterion` cross-entropy with `train_cfg.label_smoothing`.
+    scaler (active for float16 only), `criterion` cross-entropy with `train_cfg.label_smoothing`,
+    `backends` the `torch.backends` flags it set (`device.configure_backends`: TF32 on Ampere+).
     Phases (`timing.BenchStep` times them one by one): `forward(x, y)`, `backward(loss)`,
     `optimizer_step()`.
     """
@@ -61,6 +63,7 @@ class TrainStep:
                  device: str | torch.device | None = None, *, ddp: bool = False,
                  fused: bool | None = None):
         self.device = get_device(device)
+        self.backends = configure_backends(self.device)
         self.model = model
         net = nn.parallel.DistributedDataParallel(model) if ddp else model
         self.net = torch.compile(net) if train_cfg.compile else net
@@ -105,22 +108,49 @@ class TrainStep:
                 "scaler": self.scaler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`'s output. A checkpoint from a run without float16 (a CPU, a
+        bfloat16 GPU) holds no scaler state (an empty dict): resumed where this step uses float16,
+        the scaler starts fresh, as at the start of a run."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
 
 def build_model(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = None,
                 device: torch.device | str = "cpu") -> ViT:
-    """The seeded model, with the whitening init from up to 10,000 training images if the recipe
-    asks (then `data` is required)."""
+    """The seeded model, with the whitening init if the recipe asks (then `data` is required) from
+    `_whitening_images`; under the study's init (`model_cfg.init`) the conv's bias is left as it
+    is, as the study's `init_whitening_conv` does."""
     torch.manual_seed(train_cfg.seed)
     model = ViT(model_cfg)
     if train_cfg.whiten != "off":
-        n = min(train_cfg.train_subset or 10_000, 10_000)
-        whiten_patch_embed(model, normalize(data.train_x[:n]), eps=train_cfg.whiten_eps,
-                           freeze=train_cfg.whiten == "frozen")
+        whiten_patch_embed(model, _whitening_images(data, train_cfg, model_cfg.n_classes, device),
+                           eps=train_cfg.whiten_eps, freeze=train_cfg.whiten == "frozen",
+                           zero_bias=model_cfg.init != "study")
     return model.to(device)
+
+
+def _whitening_images(data: CIFAR10, cfg: TrainConfig, n_classes: int,
+                      device: torch.device | str) -> torch.Tensor:
+    """The whitening sample, normalized (N, 3, H, W) on the CPU: `whiten_source="images"`, the first
+    `whiten_images` training images (at most `train_subset`) as stored; `"loader"`, the study's
+    rule (`finetune.py`): batches of the training loader (epoch 0's order, augmented, normalized,
+    not mixed: the study mixes in its training loop) until more than `whiten_images` are taken."""
+    if cfg.whiten_source == "images":
+        n = min(cfg.train_subset or cfg.whiten_images, cfg.whiten_images)
+        return normalize(data.train_x[:n])
+    unmixed = with_overrides(cfg, mixup_alpha=0.0, cutmix_alpha=0.0)
+    loader = DeviceLoader(data.train_x, data.train_y, cfg.batch_size, True, device, cfg.seed,
+                          TrainTransform.from_config(unmixed, n_classes), cfg.train_subset,
+                          cfg.repeats, full_repeats=cfg.full_repeats)
+    batches, count = [], 0
+    for x, _ in loader:
+        batches.append(x.cpu())
+        count += len(x)
+        if count > cfg.whiten_images:
+            break
+    return torch.cat(batches)
 
 
 @torch.no_grad()
@@ -128,19 +158,18 @@ def evaluate(model: nn.Module, loader: DeviceLoader,
              dtype: torch.dtype | None = None) -> tuple[float, float, int]:
     """(summed cross-entropy, correct, count) of `model` over a loader's batches (images
     (B, 3, H, W), labels (B,)), under `dtype` autocast (None: float32), in eval mode (the model's
-    mode is restored). Under torchrun each process sees its share: sum over processes to divide."""
-    was = model.training
-    model.eval()
+    mode is restored on any exit: `model.eval_mode`). Under torchrun each process sees its share:
+    sum over processes to divide."""
     loss = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
     count = 0
-    for x, y in loader:
-        with torch.autocast(loader.device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(x)
-        loss += F.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(-1) == y).sum()
-        count += len(y)
-    model.train(was)
+    with eval_mode(model):
+        for x, y in loader:
+            with torch.autocast(loader.device.type, dtype=dtype, enabled=dtype is not None):
+                logits = model(x)
+            loss += F.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(-1) == y).sum()
+            count += len(y)
     return loss.item(), correct.item(), count
 
 
@@ -149,18 +178,16 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> to
     """Softmax probabilities (N, n_classes) of `model` in eval mode, on the CPU.
 
     `images`: uint8 (N, 3, H, W) as stored (normalized here with CIFAR-10's statistics) or floats
-    already normalized. Runs in batches on the model's device; the model's train/eval mode is
-    restored.
+    already normalized; float images that are raw pixels ([0, 1] or [0, 255]) raise ValueError
+    saying to call `data.normalize` (the rule: `data.model_input`). Runs in batches on the model's
+    device; the model's train/eval mode is restored on any exit.
     """
     device = next(model.parameters()).device
-    was = model.training
-    model.eval()
     out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device)
-        x = normalize(x) if x.dtype == torch.uint8 else x.float()
-        out.append(model(x).float().softmax(-1).cpu())
-    model.train(was)
+    with eval_mode(model):
+        for i in range(0, len(images), batch_size):
+            x = model_input(images[i:i + batch_size].to(device))
+            out.append(model(x).float().softmax(-1).cpu())
     return torch.cat(out)
 
 
@@ -173,18 +200,42 @@ def _all_sum(*values: float, device: torch.device) -> list[float]:
     return t.tolist()
 
 
-def _distributed() -> tuple[int, int, torch.device | None]:
-    """(rank, world size, device) under torchrun; (0, 1, None) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+def distributed_plan(env: Mapping[str, str], device: str | torch.device | None,
+                     n_cuda: int) -> tuple[torch.device, str] | None:
+    """(device, process-group backend) of this process under torchrun; None outside it (no
+    `WORLD_SIZE` above 1 in `env`). A pure function of torchrun's variables (`env`), the `device`
+    asked for (None: a GPU per process where there are enough) and the GPUs visible (`n_cuda`).
+
+    `cpu` (asked for, or no GPU visible) -> gloo. A GPU -> NCCL on `cuda:LOCAL_RANK` (one GPU per
+    process: NCCL refuses two processes on one GPU). Raises ValueError when GPUs are visible (or
+    asked for) but fewer than the process's LOCAL_RANK needs."""
+    if int(env.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    local = int(env.get("LOCAL_RANK", "0"))
+    wanted = torch.device(device) if device else torch.device("cuda" if n_cuda else "cpu")
+    if wanted.type != "cuda":
+        return wanted, "gloo"
+    index = local if wanted.index is None else wanted.index
+    if index >= n_cuda:
+        raise ValueError(f"torchrun process {local} needs cuda:{index}, but {n_cuda} GPU(s) are "
+                         f"visible: start at most {n_cuda} process(es) per node "
+                         f"(--nproc_per_node), or pass --device cpu")
+    return torch.device("cuda", index), "nccl"
+
+
+def _distributed(device: str | torch.device | None = None
+                 ) -> tuple[int, int, torch.device | None]:
+    """(rank, world size, device) under torchrun, the process group created (on the device chosen
+    by `distributed_plan`, set first); (0, 1, None) otherwise."""
+    plan = distributed_plan(os.environ, device, torch.cuda.device_count())
+    if plan is None:
         return 0, 1, None
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+    device, backend = plan
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    return dist.get_rank(), world, device
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size(), device
 
 
 def print_epoch(row: dict) -> None:
@@ -264,12 +315,17 @@ class Clock:
 
 
 def _cached_run(path: Path, key: str, device: torch.device, say: bool) -> Run | None:
-    """The finished run in `path` if its record is complete and has this `key`, else None."""
+    """The finished run in `path` if its record is complete and has this `key`; None if `path`
+    holds no finished run. Raises ValueError if it holds the finished run of other configs (training
+    there would overwrite it) or an unreadable one."""
     if not ((path / "record.json").exists() and (path / "model.pt").exists()):
         return None
+    found = load_record(path).get("key")
+    if found != key:
+        raise ValueError(f"{path} holds the finished run of another configuration (key {found}, "
+                         f"this run's is {key}); use another out folder, or pass cache=False "
+                         f"(CLI: --fresh) to overwrite it")
     run = load_run(path, device)
-    if run.record.get("key") != key:
-        return None
     if say:
         print(f"loaded the finished run {path.name} from the run cache: final test acc "
               f"{run.final_acc:.4f} ({run.record['dataset']}, {run.record['device_name']})")
@@ -281,7 +337,8 @@ def _loaders(data: CIFAR10, model_cfg: ViTConfig, cfg: TrainConfig, device: torc
     """(augmented training batches, the per-epoch test subset, the full test set) on `device`."""
     transform = TrainTransform.from_config(cfg, model_cfg.n_classes)
     train_loader = DeviceLoader(data.train_x, data.train_y, cfg.batch_size, True, device, cfg.seed,
-                                transform, cfg.train_subset, cfg.repeats, rank, world)
+                                transform, cfg.train_subset, cfg.repeats, rank, world,
+                                full_repeats=cfg.full_repeats)
     test_loader = DeviceLoader(data.test_x, data.test_y, 500, False, device,
                                subset=cfg.test_subset, rank=rank, world=world)
     full_test = DeviceLoader(data.test_x, data.test_y, 500, False, device, rank=rank, world=world)
@@ -291,18 +348,48 @@ def _loaders(data: CIFAR10, model_cfg: ViTConfig, cfg: TrainConfig, device: torc
 def _resume(step: TrainStep, ckpt_path: Path, model_cfg: ViTConfig, train_cfg: TrainConfig,
             say: bool) -> _Progress:
     """Load `ckpt_path` into `step` and return where it stood; a fresh start if there is none.
-    Raises ValueError if the checkpoint was written for other configs."""
+    Loads with `weights_only=True`: a checkpoint never runs code. Raises ValueError (one line,
+    saying what to do) if the file is not a checkpoint this code can read safely (corrupt,
+    truncated, foreign, holding other types than tensors and plain values) or was written for other
+    configs."""
     if not ckpt_path.exists():
         return _Progress()
-    ckpt = torch.load(ckpt_path, map_location=step.device, weights_only=True)
+    start_over = "pass resume=False (CLI: --fresh) to start over, or use another out folder"
+    try:
+        ckpt = torch.load(ckpt_path, map_location=step.device, weights_only=True)
+    except Exception as err:    # UnpicklingError, RuntimeError (not a zip), EOFError (empty) ...
+        why = (str(err).strip().splitlines() or [""])[0][:120]
+        raise ValueError(f"{ckpt_path} is not a checkpoint that can be loaded safely "
+                         f"({type(err).__name__}: {why}); delete it or {start_over}") from err
+    if not isinstance(ckpt, dict) or not {"model_cfg", "train_cfg"} <= set(ckpt):
+        raise ValueError(f"{ckpt_path} is not a poorvit training checkpoint (no configs in it); "
+                         f"delete it or {start_over}")
     if ckpt["model_cfg"] != asdict(model_cfg) or ckpt["train_cfg"] != asdict(train_cfg):
-        raise ValueError(f"{ckpt_path} belongs to a different configuration; pass resume=False "
-                         f"(CLI: --fresh) to start over, or another out folder")
-    step.load_state_dict(ckpt)
-    state = _Progress(ckpt["history"], ckpt["epoch"], ckpt["step"], ckpt["elapsed"])
+        raise ValueError(f"{ckpt_path} belongs to a different configuration; {start_over}")
+    try:
+        step.load_state_dict(ckpt)
+        state = _Progress(ckpt["history"], ckpt["epoch"], ckpt["step"], ckpt["elapsed"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"{ckpt_path} is incomplete or from another version of poorvit "
+                         f"({type(err).__name__}: {str(err).splitlines()[0][:120]}); delete it "
+                         f"or {start_over}") from err
     if say:
         print(f"resuming {ckpt_path.parent.name} after epoch {state.epoch} (step {state.step})")
     return state
+
+
+def regulariser_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of an epoch's per-sample regularisers on process `rank`: the drop-path and
+    PatchDropout draws (`model.drop_path`, `model.patch_dropout`) come from torch's global
+    generator, seeded with this at the start of every epoch, so a resumed epoch draws what it drew
+    the first time. Rank 0 (and a single process) gets `seed * 1000 + epoch`; every other rank its
+    own stream, `rank` times an odd 32-bit constant further on (modulo 2**32: torch's CPU
+    generator reads only the low 32 bits of a seed), so that under torchrun the processes drop
+    different samples and tokens instead of the same ones (a run is reproducible for a given seed
+    and world size). Augmentation needs none of this: each process keeps its own slice of one
+    global batch, every sample with its own draws (`data.DeviceLoader`)."""
+    base = seed * 1000 + epoch
+    return base if rank == 0 else (base + rank * 0x9E3779B1) % 2 ** 32
 
 
 def _train_epoch(step: TrainStep, loader: DeviceLoader, clock: Clock, state: _Progress,
@@ -311,7 +398,7 @@ def _train_epoch(step: TrainStep, loader: DeviceLoader, clock: Clock, state: _Pr
     (`state.done`); advances `state.step` and `state.elapsed`. Returns (summed loss, correct,
     images, seconds) of this process. Raises FloatingPointError at the first NaN or inf loss."""
     cfg, device = clock.cfg, step.device
-    torch.manual_seed(cfg.seed * 1000 + state.epoch)     # drop-path draws: reproducible per epoch
+    torch.manual_seed(regulariser_seed(cfg.seed, state.epoch, loader.rank))
     loader.set_epoch(state.epoch)
     step.net.train()
     t0 = time.perf_counter()
@@ -402,11 +489,16 @@ def _record(step: TrainStep, state: _Progress, full_test: DeviceLoader, clock: C
         "key": key, "complete": True, "config": asdict(model_cfg),
         "train": asdict(train_cfg), "seed": train_cfg.seed, "scale": train_cfg.scale,
         "dataset": dataset, "device": step.device.type, "device_name": device_name(step.device),
+        "autocast_dtype": str(step.dtype or torch.float32).removeprefix("torch."),
+        "backends": step.backends,
         "world_size": world, "version": __version__, "commit": git_commit(),
         "torch": torch.__version__, "params": count_params(model_cfg), "started": started,
         "seconds": time.perf_counter() - clock.start, "train_seconds": state.elapsed,
         "steps": state.step, "epochs_run": len(state.history), "final_acc": right / n,
         "final_loss": loss / n, "best_acc": max(tested + [right / n]), "history": state.history,
+        # the study's README does not say whether it reports its best or its last evaluation; the
+        # course compares the last (`final_acc`: no choice made on the test set), best_acc beside it
+        "compared": "final_acc",
     }
 
 
@@ -420,10 +512,11 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     out: the run folder (default: `runs_root()/<hash of the configs and dataset>`). resume: go on
     from `out/checkpoint.pt` if there is one (same configs only; else ValueError). cache: return the
     finished run in `out` instead of training again. device: default `device.get_device(None)`
-    (under torchrun: the process's own). callbacks: called with each epoch's history row.
+    (under torchrun: the process's own, `distributed_plan`). callbacks: called with each epoch's
+    history row.
     progress: "line" (one line per epoch), "bar" (tqdm over steps) or None.
     """
-    rank, world, dist_device = _distributed()
+    rank, world, dist_device = _distributed(device)
     device = dist_device if dist_device is not None else get_device(device)
     data = data if data is not None else load_cifar10()
     key = run_key(model_cfg, train_cfg, data.label)
@@ -468,4 +561,5 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     return Run(model_cfg, train_cfg, state.history, record, model.eval(), path)
 
 
-__all__ = ["TrainStep", "Clock", "train", "evaluate", "predict", "build_model", "print_epoch"]
+__all__ = ["TrainStep", "Clock", "train", "evaluate", "predict", "build_model", "print_epoch",
+           "distributed_plan"]

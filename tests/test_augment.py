@@ -17,7 +17,7 @@ from poorvit.augment import (AutoAugment, PerImage, TrainTransform, apply_op, ci
                              cutmix, cutmix_box, mix_batch, mixup, op_magnitude, random_crop,
                              random_erasing, random_flip)
 from poorvit.config import TrainConfig, get_train_config
-from poorvit.data import CIFAR10, MEAN, STD, DeviceLoader, normalize
+from poorvit.data import CIFAR10, MEAN, STD, DeviceLoader, load_cifar10, normalize
 from poorvit.study import study_augmentation
 
 # AutoAugment's CIFAR-10 policy (Cubuk et al. 2019, table of the appendix), as torchvision ships it.
@@ -333,4 +333,111 @@ def test_train_runs_the_study_pipeline(tmp_path):
     cfg = get_train_config("paper", epochs=1, batch_size=64, warmup_epochs=0.1, repeats=2,
                            test_subset=128)
     run = train(get_config("micro"), cfg, data, out=tmp_path / "run", progress=None, device="cpu")
-    assert run.record["steps"] == 512 // 64 and math.isfinite(run.history[-1]["loss"])
+    # the paper epoch is `repeats` passes (the study's sampler): 2 x 512 samples
+    assert run.record["steps"] == 2 * 512 // 64 and math.isfinite(run.history[-1]["loss"])
+
+
+# ---- the study's variants (issue 19): its AutoAugment port and its erasing, from scratch -------
+
+def _keys(t: float, a: float = -0.75) -> float:
+    t = abs(t)
+    if t <= 1:
+        return (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1
+    return a * t ** 3 - 5 * a * t ** 2 + 8 * a * t - 4 * a if t < 2 else 0.0
+
+
+def _sample(img, sx: float, sy: float, bicubic: bool) -> np.ndarray:
+    """One pixel of `img` (C, H, W) at the continuous point (sx, sy) (corner coordinates), grey
+    128 outside: nearest (the pixel holding the point) or bicubic (Keys, a = -0.75)."""
+    C, H, W = img.shape
+    if not bicubic:
+        xx, yy = math.floor(sx), math.floor(sy)
+        return img[:, yy, xx] if 0 <= xx < W and 0 <= yy < H else np.full(C, 128.0)
+    ix, iy = sx - 0.5, sy - 0.5
+    acc = np.zeros(C)
+    for yy in range(math.floor(iy) - 1, math.floor(iy) + 3):
+        for xx in range(math.floor(ix) - 1, math.floor(ix) + 3):
+            val = img[:, yy, xx] if 0 <= yy < H and 0 <= xx < W else 128.0
+            acc += _keys(ix - xx) * _keys(iy - yy) * val
+    return acc
+
+
+def _study_geometric(img: np.ndarray, op: str, m: float) -> np.ndarray:
+    """The study's rules written out: PIL's rotate(+m) (counter-clockwise about the centre,
+    nearest), shear (1, m, 0, 0, 1, 0) about the top-left corner, bicubic; grey 128 outside."""
+    C, H, W = img.shape
+    out = np.zeros((C, H, W))
+    t = math.radians(m)
+    for i in range(H):
+        for j in range(W):
+            u, v = j + 0.5, i + 0.5
+            if op == "Rotate":
+                dx, dy = u - W / 2, v - H / 2
+                p = (W / 2 + math.cos(t) * dx - math.sin(t) * dy,
+                     H / 2 + math.sin(t) * dx + math.cos(t) * dy)
+            else:
+                p = (u + m * v, v) if op == "ShearX" else (u, v + m * u)
+            out[:, i, j] = _sample(img.astype(np.float64), *p, bicubic=op != "Rotate")
+    return np.clip(np.round(out), 0, 255)
+
+
+@pytest.mark.parametrize("op", ["Rotate", "ShearX", "ShearY"])
+def test_study_geometric_ops_equal_the_study_rules_from_scratch(op):
+    x = load_cifar10().train_x[:4]
+    m = torch.tensor([3.3, 20.0, 30.0, 10.0] if op == "Rotate" else [0.3, -0.2, 0.1, 0.25],
+                     dtype=torch.float64)
+    ours = apply_op(op, x, m, variant="study").numpy().astype(float)
+    ref = np.stack([_study_geometric(x[k].numpy(), op, m[k].item()) for k in range(4)])
+    diff = np.abs(ours - ref)
+    if op == "Rotate":
+        assert diff.max() == 0                         # nearest: pixel for pixel
+    else:                                              # bicubic: rounding of exact halves
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    # and not torchvision's form: zero fill (and nearest shears) change the pixels
+    assert not torch.equal(apply_op(op, x, m), apply_op(op, x, m, variant="study"))
+
+
+def test_study_autoaugment_rotates_one_way_and_fills_grey():
+    study, tv = AutoAugment(variant="study"), AutoAugment()
+    op, _, mag, signed = study.table(32, 32, "cpu")
+    rot = torch.tensor(study.ops.index("Rotate"))
+    assert not signed[op == rot].any() and signed[op != rot].any()
+    assert tv.table(32, 32, "cpu")[3][op == rot].all()
+    _, ops, mags = study.draw(4000, 32, 32, torch.Generator().manual_seed(0))
+    assert (mags[ops == rot] > 0).all()
+    black = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    out = apply_op("TranslateX", black, torch.tensor([10.0, -10.0], dtype=torch.float64),
+                   variant="study")
+    assert (out == 128).sum() == 2 * 3 * 32 * 10 and (out == 0).sum() == 2 * 3 * 32 * 22
+
+
+def _zhong_erasing(x, u_area, u_ratio, u, p, H, W):
+    """Zhong et al.'s RandomErasing(probability=p, sl=0.02, sh=0.4, r1=0.3, mean=MEAN), one image
+    at a time, from the given uniform draws."""
+    out = x.clone()
+    for b in range(len(x)):
+        for t in range(u_area.shape[1]):
+            area = H * W * (0.02 + (0.4 - 0.02) * u_area[b, t].item())
+            r = 0.3 + (1 / 0.3 - 0.3) * u_ratio[b, t].item()
+            h, w = round(math.sqrt(area * r)), round(math.sqrt(area / r))
+            if w < W and h < H:
+                if u[b, 0] < p:
+                    top, left = int(u[b, 1] * (H - h + 1)), int(u[b, 2] * (W - w + 1))
+                    for c, v in enumerate(MEAN):
+                        out[b, c, top:top + h, left:left + w] = v
+                break
+    return out
+
+
+def test_study_erasing_equals_zhong_et_al_from_scratch():
+    B, H, W = 64, 32, 32
+    x = torch.randn(B, 3, H, W, generator=torch.Generator().manual_seed(1))
+    ours = random_erasing(x, 0.5, torch.Generator().manual_seed(3), **A.STUDY_ERASING)
+    g = torch.Generator().manual_seed(3)                       # the same draws, in the same order
+    u_area, u_ratio, u = (torch.rand(B, 100, generator=g), torch.rand(B, 100, generator=g),
+                          torch.rand(B, 3, generator=g))
+    ref = _zhong_erasing(x, u_area, u_ratio, u, 0.5, H, W)
+    assert torch.equal(ours, ref)
+    erased = (ours != x).any(1).flatten(1).float().mean(1)
+    assert erased.max() > 0.33                                 # beyond torchvision's 1/3
+    assert 10 < (erased > 0).sum() < 54

@@ -53,7 +53,8 @@ def test_colab_cell_installs_from_the_configured_repository_and_keeps_colab_torc
 
     src = tidy.colab_cell_source()
     url, branch = CONFIG["repository"]["url"], CONFIG["repository"]["branch"]
-    assert f"git+{url}@{branch}" in src and 'if "google.colab" in sys.modules:' in src
+    assert f"git+{url}@{branch}" in src and 'if "google.colab" in sys.modules or source:' in src
+    assert 'os.environ.get("POORVIT_COLAB_SOURCE", "")' in src    # CI installs a local checkout
     compile(TransformerManager().transform_cell(src), "colab-cell", "exec")  # valid IPython
     installed = re.findall(r'"([^"]+)"', src.split("%pip install", 1)[1])
     assert "--no-deps" in src and not any(re.match(r"torch(vision)?\b", p) for p in installed)

@@ -4,7 +4,10 @@ Every notebook in notebooks/ is stored
 * without outputs, execution counts or saved widget state,
 * with the `python3` kernel,
 * with the Colab cell first: on Colab it installs the course package from the repository whose URL
-  `_config.yml` holds (the one place it is written); anywhere else it does nothing.
+  `_config.yml` holds (the one place it is written); anywhere else it does nothing. Where
+  `POORVIT_COLAB_SOURCE` is set (a local checkout's path, a wheel: what pip takes), it installs the
+  package from there instead, on Colab or not (tests/test_colab.py runs the cell so in a Colab-like
+  venv).
 
     python tools/tidy_notebooks.py --check    # what is out of shape or not in _toc.yml (exit 1)
     python tools/tidy_notebooks.py --write    # fix every notebook in place
@@ -36,17 +39,24 @@ def repository() -> tuple[str, str]:
     return repo["url"].rstrip("/"), repo.get("branch", "main")
 
 
+COLAB_SOURCE_VAR = "POORVIT_COLAB_SOURCE"   # what pip installs instead: a checkout's path, a wheel
+
+
 def colab_cell_source() -> str:
     url, branch = repository()
-    packages = " ".join(f'"{p}"' for p in [f"poorvit @ git+{url}@{branch}", *COLAB_EXTRAS])
+    extras = " ".join(f'"{p}"' for p in COLAB_EXTRAS)
     return (
         "# On Colab: install the course package (Colab's own torch is kept). "
         "Elsewhere: nothing to do,\n"
         "# the package comes from `pip install -r requirements.txt` (see the Setup page).\n"
+        f"# ${COLAB_SOURCE_VAR} (a local checkout) installs it from there instead.\n"
+        "import os\n"
         "import sys\n"
         "\n"
-        'if "google.colab" in sys.modules:\n'
-        f"    %pip install -q --no-deps \\\n        {packages}"
+        f'source = os.environ.get("{COLAB_SOURCE_VAR}", "")\n'
+        'if "google.colab" in sys.modules or source:\n'
+        f'    source = source or "poorvit @ git+{url}@{branch}"\n'
+        f'    %pip install -q --no-deps "{{source}}" {extras}'
     )
 
 

@@ -149,7 +149,7 @@ def _step_report(args, cfg, device, best: dict, med: dict) -> dict:
     """The step benchmark's closing lines: the ratio of the two, poorvit's FLOP utilisation."""
     import torch
 
-    from ..cost import train_flops
+    from ..cost import mfu, train_flops
     from ..timing import matmul_peak
     ratio, ratio_med = best["timm"] / best["poorvit"], med["timm"] / med["poorvit"]
     print(f"ratio poorvit/timm images/s: {ratio:.3f} (best of {args.repeats} interleaved passes "
@@ -158,8 +158,8 @@ def _step_report(args, cfg, device, best: dict, med: dict) -> dict:
     peak = matmul_peak(device, torch.float32)
     achieved = flops / best["poorvit"]
     print(f"poorvit step: {flops / 1e9:.1f} GFLOP (forward + backward), {achieved / 1e9:.1f} "
-          f"GFLOP/s achieved; a 2048^2 float32 matmul: {peak / 1e9:.1f} GFLOP/s; utilisation "
-          f"{100 * achieved / peak:.0f} %; {_load()} after")
+          f"GFLOP/s achieved; the device's float32 matmul peak: {peak / 1e9:.1f} GFLOP/s; "
+          f"utilisation {100 * mfu(flops, best['poorvit'], peak):.0f} %; {_load()} after")
     return {"poorvit_images_per_s": args.batch / best["poorvit"],
             "timm_images_per_s": args.batch / best["timm"], "ratio": ratio,
             "ratio_median": ratio_med, "gflops_per_s": achieved / 1e9,
@@ -289,11 +289,10 @@ def cpu_recipe_bench(args) -> dict:
     `--seeds`, on its wall-clock budget (`--minutes`, default the recipe's 10): the full-test
     accuracy and the wall time of each run (model build, training, evaluation), then their mean
     and standard deviation. Not part of `all`."""
-    import statistics
-
     from ..config import get_config, get_train_config
     from ..data import load_cifar10
     from ..device import device_name, get_device
+    from ..report import mean_std
     if args.what == "all":
         print("cpu-recipe: skipped by `all` (minutes per seed); "
               "run `python -m poorvit bench cpu-recipe`")
@@ -315,10 +314,11 @@ def cpu_recipe_bench(args) -> dict:
         print(f"cpu-recipe: seed {seed}: test acc {100 * run_.final_acc:.2f} %  wall "
               f"{run_.record['seconds']:.0f} s  ({run_.record['steps']} steps, "
               f"{run_.record['epochs_run']} epochs); {_load()} after")
-    sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-    print(f"cpu-recipe: {len(seeds)} seed(s): test acc {100 * statistics.mean(accs):.2f} ± "
-          f"{100 * sd:.2f} % (mean ± std), wall {max(secs):.0f} s at most, {data.label}")
-    return {"acc": accs, "seconds": secs, "mean": statistics.mean(accs), "std": sd}
+    mean, sd = mean_std(accs)
+    spread = f" ± {100 * sd:.2f} % (mean ± std)" if sd is not None else " % (one seed: no spread)"
+    print(f"cpu-recipe: {len(seeds)} seed(s): test acc {100 * mean:.2f}{spread}, wall "
+          f"{max(secs):.0f} s at most, {data.label}")
+    return {"acc": accs, "seconds": secs, "mean": mean, "std": sd}
 
 
 # Each lever changes one thing of the CPU recipe: (name, model overrides, training overrides).
@@ -418,6 +418,148 @@ def cpu_levers_bench(args) -> dict:
     return out
 
 
+def _gpu_checks(args):
+    """(name, function -> detail string, reason to skip or None) of every path `bench gpu` checks.
+    `--tiny`: the micro model on 2 small batches, on the CPU unless --device says otherwise."""
+    import time
+
+    import torch
+    import torch.distributed as dist
+
+    from ..config import get_config, get_train_config
+    from ..device import ampere_or_newer, get_device
+    from ..model import ViT
+    from ..train import TrainStep
+    device = get_device(args.device or ("cpu" if args.tiny else None))
+    cuda = device.type == "cuda"
+    preset, batch = ("micro", 16) if args.tiny else ("paper", 256)
+    no_cuda = None if cuda else "needs CUDA (this run is on the CPU)"
+
+    def batch_on(n=batch):
+        return (torch.randn(n, 3, 32, 32, device=device), torch.randint(0, 10, (n,), device=device))
+
+    def step_of(**over) -> TrainStep:
+        torch.manual_seed(0)
+        cfg = get_train_config("smoke", **over)
+        return TrainStep(ViT(get_config(preset)).to(device), cfg, device)
+
+    def one_step(precision, compile=False) -> str:
+        step = step_of(precision=precision, compile=compile)
+        losses = [step(*batch_on())[0].item() for _ in range(2)]
+        assert all(math.isfinite(v) for v in losses), losses
+        return f"loss {losses[0]:.3f} -> {losses[1]:.3f}, dtype {step.dtype}"
+
+    def resume() -> str:
+        saved = step_of(precision="fp32")
+        saved(*batch_on())
+        fp16 = step_of(precision="fp16")
+        fp16.load_state_dict(saved.state_dict())         # no scaler state: a fresh scaler
+        fp16(*batch_on())
+        return "fp32 checkpoint resumed in fp16 and stepped"
+
+    def sdpa(kv) -> str:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        torch.manual_seed(0)
+        model = ViT(get_config(preset, n_kv_head=kv)).to(device)
+        done = []
+        for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+            with sdpa_kernel(backend), torch.autocast("cuda", dtype=torch.float16):
+                model(batch_on()[0]).float().sum().backward()
+            done.append(backend.name)
+        return ", ".join(done)
+
+    def ddp() -> str:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29517")
+        dist.init_process_group("nccl", rank=0, world_size=1, device_id=device)
+        try:
+            torch.manual_seed(0)
+            step = TrainStep(ViT(get_config(preset)).to(device), get_train_config("smoke"), device,
+                             ddp=True)
+            return f"loss {step(*batch_on())[0].item():.3f} under NCCL, world 1"
+        finally:
+            dist.destroy_process_group()
+
+    def demo_epoch() -> str:
+        from ..data import load_cifar10
+        from ..train import train
+        import tempfile
+        cfg = get_train_config("demo", epochs=1, warmup_epochs=0.1)
+        torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as out:
+            run_ = train(get_config("paper"), cfg, load_cifar10(), out=out, cache=False,
+                         device=device, progress=None)
+        seconds = time.perf_counter() - t0
+        ips = run_.history[-1]["images_per_s"]
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+        return (f"{seconds:.0f} s for one demo epoch ({ips:,.0f} img/s, "
+                f"{run_.record['autocast_dtype']}), peak memory {peak:.2f} GiB")
+
+    bf16_skip = (None if not cuda or ampere_or_newer(device)
+                 else "no native bf16 (capability < 8.0)")
+    return device, [
+        ("precision fp32", lambda: one_step("fp32"), None),
+        ("precision bf16", lambda: one_step("bf16"), bf16_skip),
+        ("precision fp16 + GradScaler", lambda: one_step("fp16"), None),
+        ("precision auto", lambda: one_step("auto"), None),
+        ("torch.compile step", lambda: one_step("auto", compile=True),
+         None if cuda or not args.tiny or args.compile else "CPU compile is slow: pass --compile"),
+        ("resume fp32 -> fp16", resume, None),
+        ("SDPA backends, MHA", lambda: sdpa(None), no_cuda),
+        ("SDPA backends, GQA", lambda: sdpa(2), no_cuda),
+        ("SDPA backends, MQA", lambda: sdpa(1), no_cuda),
+        ("DDP with NCCL, one process", ddp, no_cuda),
+        ("one demo epoch, timed; peak memory", demo_epoch, no_cuda if not args.tiny else
+         "--tiny: no demo epoch"),
+    ]
+
+
+@bench("gpu")
+def gpu_bench(args) -> dict:
+    """Every CUDA path the course takes, checked on this machine: a step in each precision, a
+    compiled step, resuming an fp32 checkpoint in fp16, SDPA's flash and memory-efficient backends
+    for MHA, GQA and MQA, DDP with NCCL in one process, one demo epoch timed with its peak memory.
+    Prints PASS / FAIL / SKIP (with the reason) per check; writes a JSON record naming the device
+    (`--save`, default results/gpu/<device>.json on a GPU). `--tiny`: the same on the CPU, micro
+    model (what needs CUDA is SKIP). Exit status 1 when a check fails."""
+    import time
+    import traceback
+
+    import torch
+
+    from ..device import device_name
+    from ..runs import write_json
+    device, checks = _gpu_checks(args)
+    rows = []
+    for name, fn, skip in checks:
+        t0 = time.perf_counter()
+        if skip:
+            status, detail = "SKIP", skip
+        else:
+            try:
+                status, detail = "PASS", fn()
+            except Exception as exc:                       # a failed check is a result: go on
+                status, detail = "FAIL", f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+        rows.append({"check": name, "status": status, "detail": detail,
+                     "seconds": round(time.perf_counter() - t0, 2)})
+        print(f"{status:4}  {name}: {detail}", flush=True)
+    out = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
+           "capability": (list(torch.cuda.get_device_capability(device))
+                          if device.type == "cuda" else None),
+           "tiny": bool(args.tiny), "checks": rows,
+           "passed": all(r["status"] != "FAIL" for r in rows)}
+    save = args.save or (None if device.type != "cuda" else
+                         f"results/gpu/{out['device_name'].replace(' ', '-')}.json")
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, Path(save))
+        print(f"gpu: record written to {save}")
+    args.failed = not out["passed"]
+    return out
+
+
 def add_parser(sub) -> None:
     """Register `bench`: measure speed (each benchmark of `BENCHES`, or all)."""
     p = sub.add_parser("bench", help="measure speed: " + ", ".join(BENCHES))
@@ -442,6 +584,10 @@ def add_parser(sub) -> None:
                         "cpu-levers: a JSON file for the table (e.g. results/cpu/levers.json)")
     p.add_argument("--levers", default=None,
                    help="cpu-levers: comma-separated indices of CPU_LEVERS to run (default: all)")
+    p.add_argument("--tiny", action="store_true",
+                   help="gpu: the same checks on the CPU with the micro model (CI)")
+    p.add_argument("--compile", action="store_true",
+                   help="gpu --tiny: include the compiled step (slow on a CPU)")
     p.add_argument("--seeds", default="0",
                    help="cpu-recipe: comma-separated seeds, one run each (e.g. 0,1,2)")
     p.set_defaults(func=run)
@@ -457,7 +603,7 @@ def run(args) -> int:
     for name, fn in BENCHES.items():
         if args.what in (name, "all"):
             fn(args)
-    return 0
+    return 1 if getattr(args, "failed", False) else 0
 
 
 __all__ = ["BENCHES", "CPU_LEVERS", "timm_vit", "add_parser", "run"]

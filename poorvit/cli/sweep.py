@@ -2,6 +2,7 @@
 
     python -m poorvit sweep study --scale paper --seeds 3 --out runs/   # every row of the study
     python -m poorvit sweep --rows baseline,lowrank_q --list            # the rows' configs only
+    python -m poorvit sweep --list --scale paper     # each row's steps and training FLOPs too
 
 On a machine with several GPUs the command restarts itself under `torch.distributed.run` (one
 process per GPU) unless `--no-torchrun` is given. Its `--help` shows `poorvit.sweep`'s description.
@@ -45,21 +46,37 @@ def add_parser(sub) -> None:
                    help="CIFAR-10 folder (default: POORVIT_DATA or ~/.cache/poorvit)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if present)")
     p.add_argument("--list", action="store_true",
-                   help="print the rows and their configs at the scale, train nothing")
+                   help="print the rows, their steps, training FLOPs and configs at the scale, "
+                        "train nothing")
     p.add_argument("--no-torchrun", action="store_true",
                    help="with several GPUs, still run in this one process")
     p.set_defaults(func=run)
 
 
 def _list(names, scale: str, model_cfg: ViTConfig, train_cfg: TrainConfig) -> None:
-    """Print each row's changes to the baseline at `scale` (`--list`)."""
+    """Print each row's optimizer steps, training FLOPs (`cost.train_flops` per step times the
+    steps: matmuls and convolutions, forward and backward) and changes to the baseline at `scale`
+    (`--list`), then the total: what a GPU budget must cover, one seed."""
+    from ..config import planned_steps
+    from ..cost import train_flops
     from ..sweep import baseline_configs, config_diff, row_configs
 
     base = baseline_configs(scale, 0, model_cfg, train_cfg)
+    timed = " (a cap: the run is timed)" if base[1].minutes else ""
+    print(f"{'row':15s} {'steps':>7s} {'train PFLOP':>11s}  change (scale {scale}, one seed"
+          f"{timed})")
+    total_steps, total_flops, per_step = 0, 0.0, {}
     for name in (SWEEPS[names] if isinstance(names, str) else names):
-        diff = config_diff(base, row_configs(name, scale, 0, model_cfg, train_cfg))
+        cfgs = row_configs(name, scale, 0, model_cfg, train_cfg)
+        diff = config_diff(base, cfgs)
         changes = ", ".join(f"{k}={v[1]!r}" for k, v in diff.items())
-        print(f"{name:15s} {changes or '(the baseline)'}")
+        steps = planned_steps(cfgs[1])[1]
+        if cfgs[0] not in per_step:        # counted once per model: rows share most of them
+            per_step[cfgs[0]] = train_flops(cfgs[0], 1)
+        flops = per_step[cfgs[0]] * cfgs[1].batch_size * steps
+        total_steps, total_flops = total_steps + steps, total_flops + flops
+        print(f"{name:15s} {steps:7,d} {flops / 1e15:11,.1f}  {changes or '(the baseline)'}")
+    print(f"{'total':15s} {total_steps:7,d} {total_flops / 1e15:11,.1f}")
 
 
 def run(args) -> int:

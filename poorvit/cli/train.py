@@ -78,11 +78,29 @@ def run(args) -> int:
     if args.resume and not (folder / "checkpoint.pt").exists():
         raise ValueError(f"--resume: no checkpoint in {folder}; run without --resume to start")
     print(f"{args.preset} ({model_cfg.attention_kind}) at scale {train_cfg.scale} -> {folder}")
-    run_ = train(model_cfg, train_cfg, data, out=folder, resume=not args.fresh,
-                 cache=not args.fresh, device=args.device, progress="bar" if args.bar else "line")
+    try:
+        run_ = train(model_cfg, train_cfg, data, out=folder, resume=not args.fresh,
+                     cache=not args.fresh, device=args.device,
+                     progress="bar" if args.bar else "line")
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_resume_hint(folder / "checkpoint.pt")) from None
     print(f"record: {folder / 'record.json'}  final test acc {run_.final_acc:.4f}  "
           f"wall time {time.perf_counter() - start:.0f}s (data, model, training, evaluation)")
     return 0
+
+
+def _resume_hint(ckpt: Path) -> str:
+    """Where an interrupted run stands: the epoch its checkpoint holds and how to go on."""
+    if not ckpt.exists():
+        return ("no epoch finished, so there is no checkpoint yet; the same command starts the "
+                "run again")
+    import torch
+    try:
+        epoch = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
+    except Exception:           # unreadable: say so, the message still says how to go on
+        epoch = "?"
+    return (f"the run resumes from {ckpt} (after epoch {epoch}) when the same command runs again "
+            f"(--fresh starts over)")
 
 
 __all__ = ["add_parser", "configs", "run"]

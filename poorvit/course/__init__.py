@@ -11,7 +11,10 @@ exercise registry, the classroom tools, and one module per chapter (`ch01_tokens
     from poorvit.course import ch07_whitening as ch, plots
     ch.whitening_panel(sigma, 1e-2)
 
-This module stays light: it imports no chapter module.
+    from poorvit.course import glue
+    glue("ch3_final_acc", 100 * run.final_acc)   # a number for the book's prose ({glue:text})
+
+This module stays light: it imports no chapter module, and nothing Colab lacks (no myst-nb).
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ from ..train import train
 
 @dataclass
 class Course:
+    """What `setup()` chose for a chapter: the scale, the device, CIFAR-10 in memory, the scale's
+    model and recipe, and the seed; `train()` and `baseline()` train with them."""
+
     scale: str
     device: torch.device
     data: CIFAR10
@@ -59,6 +65,20 @@ def check_scale(scale: str) -> None:
                      "its own: python -m poorvit train --preset cpu")
 
 
+def glue(name: str, value, display: bool = False) -> None:
+    """Hand `value` to the book under `name` (myst-nb's `glue`, read by `{glue:text}` roles) when
+    myst-nb is installed, as where the book is built; elsewhere (Colab, which does not ship myst-nb)
+    nothing, or `value` shown when `display`. The chapters glue every number through this."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+            show(value)
+        return
+    myst_glue(name, value, display=display)
+
+
 def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
           quiet: bool = False) -> Course:
     """Pick the scale (`POORVIT_SCALE`, else demo with CUDA, else smoke), seed everything, load
@@ -75,4 +95,4 @@ def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
     return course
 
 
-__all__ = ["Course", "setup", "check_scale"]
+__all__ = ["Course", "setup", "check_scale", "glue"]

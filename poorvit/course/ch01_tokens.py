@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..cost import attention_flops, n_tokens, patch_cost
-from .exercises import ExerciseError, exercise, expect_close
+from .exercises import ExerciseError, as_int, exercise, expect_close
 from .plots import patch_grid
 from .widgets import explorer
 
@@ -183,7 +183,7 @@ def _check_attention_flops(fn) -> str:
     token)."""
     for size, p, C in ((32, 4, 192), (32, 2, 64), (32, 8, 128), (64, 4, 32), (32, 1, 16)):
         want = attention_flops(n_tokens(size, p), C)["total"]
-        got = int(fn(size, p, C))
+        got = as_int(fn(size, p, C), f"FLOPs for image_size={size}, patch_size={p}")
         if got != want:
             raise ExerciseError(f"image_size={size}, patch_size={p}, n_embd={C}: "
                                 f"expected {want:,} FLOPs, got {got:,}")

@@ -2,15 +2,16 @@
 makes with the most confidence) and the `first-vit/*` exercise checks. Its predictions come from
 `poorvit.train.predict`; the plots it draws are the generic ones of `poorvit.course.plots`.
 
-    probs = poorvit.train.predict(run.model, data.test_x)   # (N, n_classes) probabilities, on the
-    CPU ch.per_class_accuracy(probs.argmax(1), data.test_y, 10)
-    idx = ch.confident_mistakes(probs, data.test_y, k=16)  # the wrong answers it was surest of
+    probs = predict(run.model, data.test_x)       # (n_images, n_classes) probabilities, on the CPU
+    ch.per_class_accuracy(probs.argmax(1), data.test_y, 10)
+    idx = ch.confident_mistakes(probs, data.test_y, k=16)   # the wrong answers it was surest of
 """
 from __future__ import annotations
 
 import torch
 
-from .exercises import ExerciseError, exercise, expect_close
+from ..config import TrainConfig
+from .exercises import ExerciseError, as_int, exercise, expect_close
 
 
 def per_class_accuracy(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -31,6 +32,41 @@ def confident_mistakes(probs: torch.Tensor, target: torch.Tensor, k: int = 16) -
     return wrong[order[:k]]
 
 
+def augmentation_words(cfg: TrainConfig) -> list[str]:
+    """What a recipe adds to flips, in words, read from its config: crops, AutoAugment, erasing,
+    Mixup/CutMix, repeated augmentation. Empty for a plain recipe."""
+    words = []
+    if cfg.crop_pad:
+        words.append(f"random crops (padding {cfg.crop_pad})")
+    if cfg.autoaugment:
+        words.append("AutoAugment")
+    if cfg.random_erasing:
+        words.append(f"random erasing (p {cfg.random_erasing:g})")
+    mixes = [name for name, alpha in (("Mixup", cfg.mixup_alpha), ("CutMix", cfg.cutmix_alpha))
+             if alpha]
+    if mixes:
+        words.append(" and ".join(mixes))
+    if cfg.repeats > 1:
+        words.append(f"each image {cfg.repeats} times an epoch (repeated augmentation)")
+    return words
+
+
+def recipe_against(other: TrainConfig, here: TrainConfig) -> str:
+    """How recipe `other` (e.g. the `demo` scale's) trains compared with `here`, for the chapter's
+    prose: "with this same plain recipe" only when their augmentation is the same, else what
+    `other` adds or leaves out (`augmentation_words`)."""
+    adds = [w for w in augmentation_words(other) if w not in augmentation_words(here)]
+    drops = [w for w in augmentation_words(here) if w not in augmentation_words(other)]
+    if not adds and not drops:
+        plain = "plain " if not augmentation_words(here) else ""
+        return f"with this same {plain}recipe"
+    if not drops:
+        return "with more augmentation than this recipe: " + ", ".join(adds)
+    if not adds:
+        return "with less augmentation than this recipe (no " + ", ".join(drops) + ")"
+    return "with other augmentation: " + ", ".join(adds) + " instead of " + ", ".join(drops)
+
+
 # ---- exercise checks ("first-vit/...") -----------------------------------------------------------
 
 @exercise("first-vit/param-count",
@@ -46,7 +82,7 @@ def _check_param_count(fn) -> str:
                        ("smoke", dict(n_embd=96, n_layer=2, mlp_ratio=4.0)),
                        ("paper", dict(patch_size=2, n_classes=100))):
         cfg = get_config(name, **over)
-        want, got = count_params(cfg), int(fn(cfg))
+        want, got = count_params(cfg), as_int(fn(cfg), f"the parameter count of {name}")
         if got != want:
             raise ExerciseError(f"the {name} preset with {over or 'no overrides'}: expected "
                                 f"{want:,} parameters, got {got:,} (off by {got - want:+,})")
@@ -86,4 +122,4 @@ def _check_confident_mistakes(fn) -> str:
             "in the same order")
 
 
-__all__ = ["per_class_accuracy", "confident_mistakes"]
+__all__ = ["per_class_accuracy", "confident_mistakes", "augmentation_words", "recipe_against"]

@@ -5,7 +5,7 @@ what each does to an image (`augment_rows`, `augment_views`, `autoaugment_galler
 
     from poorvit.course import ch04_augmentation as ch
     ch.augment_rows(x8, y8, ["crop", "flip", "autoaugment", "random_erasing", "study"],
-    data.classes)
+                    data.classes)
 """
 from __future__ import annotations
 

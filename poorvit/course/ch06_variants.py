@@ -26,9 +26,9 @@ from ..cost import (attention_activation_bytes, attention_breakdown, attention_s
                     count_params, flops_per_image, kv_cache_floats)
 from ..device import get_device
 from ..model import ViT
-from ..study import STUDY_LOWRANK
+from ..study import ROWS, STUDY_LOWRANK
 from ..sweep import kv_heads_like
-from .exercises import ExerciseError, exercise, expect_close
+from .exercises import ExerciseError, as_int, exercise, expect_close
 from .plots import similarity_matrix
 from .widgets import explorer
 
@@ -43,7 +43,8 @@ def variant_overrides(cfg: ViTConfig, rank: int | None = None) -> dict[str, dict
     H, C = cfg.n_head, cfg.n_embd
     r = rank or (cfg.lowrank_dim if cfg.lowrank_dim < C else C // 3)
     out = {"MHA": {"n_kv_head": None}}
-    g = kv_heads_like(4, get_config("paper").n_head, H)
+    # the study's GQA row (4 key/value heads for 12 query heads), carried over to H heads
+    g = kv_heads_like(ROWS["gqa"].model["n_kv_head"], get_config("paper").n_head, H)
     if 1 < g < H:
         out[f"GQA ({g} KV heads)"] = {"n_kv_head": g}
     if H > 1:
@@ -400,7 +401,8 @@ def _check_variants_kv_cache(fn) -> str:
     for over in ({}, {"n_kv_head": 4}, {"n_kv_head": 1}, {"q_rank": 96, "kv_rank": 64},
                  {"kv_rank": 32, "n_kv_head": 4}):
         cfg = get_config("paper", **over)
-        want, got = kv_cache_floats(cfg), fn(cfg)
+        want = kv_cache_floats(cfg)
+        got = as_int(fn(cfg), f"values cached per token with {over or 'no overrides'}")
         if got != want:
             kind = cfg.attention_kind + (f" with kv_rank={cfg.kv_rank}" if cfg.kv_rank else "")
             raise ExerciseError(f"for the paper preset with {over or 'no overrides'} ({kind}) "

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..init import whitening_filters
-from .exercises import ExerciseError, exercise, expect_close
+from .exercises import ExerciseError, as_int, exercise, expect_close
 from .plots import filters_grid
 from .widgets import explorer
 
@@ -153,8 +153,7 @@ def _check_whitening_kept(fn) -> str:
     for eps in (1e-1, 1e-2, 1e-3):
         lam = torch.logspace(1, -4, 48) * (1 + 0.1 * torch.rand(48, generator=g))
         want = int((lam / (lam + eps) > 0.9).sum())
-        got = fn(lam, eps)
-        got = int(got.item() if torch.is_tensor(got) else got)
+        got = as_int(fn(lam, eps), f"directions kept for eps={eps:g}")
         if got != want:
             raise ExerciseError(f"for eps={eps:g}, {want} of 48 directions keep more than 90 % of "
                                 f"their variance; your function says {got}")

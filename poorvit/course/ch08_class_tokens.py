@@ -14,8 +14,9 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
 
-from ..model import ViT
-from .exercises import ExerciseError, exercise, expect_close
+from ..data import model_input
+from ..model import ViT, eval_mode
+from .exercises import ExerciseError, as_float, as_int, exercise, expect_close
 from .plots import attention_on_image, to_display
 from .widgets import explorer
 
@@ -26,9 +27,10 @@ from .widgets import explorer
 def class_token_attention(model: ViT, images: torch.Tensor, block: int = -1) -> torch.Tensor:
     """Where each class token looks: its attention over the patch tokens in one block (default: the
     last), averaged over heads, as a (B, n_cls, grid, grid) map. Each map sums to 1 minus the
-    attention that token gives to the class tokens. `images`: normalized (B, 3, H, W)."""
+    attention that token gives to the class tokens. `images` (B, 3, H, W): uint8 pixels or
+    normalized floats (`data.model_input`; raw float pixels raise ValueError)."""
     p = next(model.parameters())
-    maps = model.attention_maps(images.to(p.device, p.dtype))[block]  # (B, H, T, T)
+    maps = model.attention_maps(model_input(images).to(p.device, p.dtype))[block]  # (B, H, T, T)
     k, g = model.cfg.n_cls, model.cfg.grid
     return maps.mean(1)[:, :k, k:].reshape(len(images), k, g, g)
 
@@ -42,15 +44,14 @@ def cosine_matrix(tokens: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def class_token_similarity(model: ViT, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Cosine similarity between the class tokens' final normalized outputs (what the head reads),
-    averaged over `images` (normalized, (B, 3, H, W)): (n_cls, n_cls), ones on the diagonal."""
+    averaged over `images` ((B, 3, H, W): uint8 pixels or normalized floats, `data.model_input`):
+    (n_cls, n_cls), ones on the diagonal. The model's mode is restored on any exit."""
     p = next(model.parameters())
-    was = model.training
-    model.eval()
     total = torch.zeros(model.cfg.n_cls, model.cfg.n_cls)
-    for chunk in images.split(batch_size):
-        feats = model.forward_features(chunk.to(p.device, p.dtype))     # (B, T, C)
-        total += cosine_matrix(feats[:, : model.cfg.n_cls]).sum(0).cpu()
-    model.train(was)
+    with eval_mode(model):
+        for chunk in images.split(batch_size):
+            feats = model.forward_features(model_input(chunk).to(p.device, p.dtype))  # (B, T, C)
+            total += cosine_matrix(feats[:, : model.cfg.n_cls]).sum(0).cpu()
     return total / len(images)
 
 
@@ -147,7 +148,7 @@ def _check_cls_extra_params(fn) -> str:
                  dict(n_cls=2, pos_embed="none", n_classes=100), dict(n_cls=1)):
         cfg = get_config("smoke", **over)
         want = count_params(cfg) - count_params(with_overrides(cfg, n_cls=1))
-        got = int(fn(cfg))
+        got = as_int(fn(cfg), f"extra parameters for {over}")
         if got != want:
             raise ExerciseError(f"for {over} expected {want:,} extra parameters, got {got:,}")
     return "the extra parameters match count_params for every head and positional embedding"
@@ -164,7 +165,7 @@ def _check_cls_collapse(fn) -> str:
         base = torch.randn(5, 1, 16, generator=g)
         tokens = shared * base + (1 - shared) * torch.randn(5, 4, 16, generator=g)
         want = off_diagonal_mean(cosine_matrix(tokens).mean(0))
-        got = float(fn(tokens))
+        got = as_float(fn(tokens), "the mean off-diagonal similarity")
         if abs(got - want) > 1e-4:
             raise ExerciseError(f"expected a mean off-diagonal similarity of {want:.4f}, "
                                 f"got {got:.4f}")

@@ -7,7 +7,8 @@ of a step and the speed-ups drawn (`phase_bars`, `speedup_bars`, `lever_explorer
     from poorvit.course import ch09_profiling as ch
     plan = ch.PLANS[course.scale]
     times = ch.measure_levers(cfg, train_cfg, data.train_x, data.train_y, device,
-    plan["batch_size"]) ch.lever_table(times, cfg, peaks)
+                              plan["batch_size"])
+    ch.lever_table(times, cfg, peaks)
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig, ViTConfig, with_overrides
-from ..cost import train_flops
+from ..cost import mfu, train_flops
 from ..device import fast_precisions
 from ..timing import BenchStep, StepTimes, time_steps
-from .exercises import ExerciseError, exercise
+from .exercises import ExerciseError, as_int, exercise
 from .widgets import explorer
 
 # How much to measure at each scale a chapter runs at (`config.NOTEBOOK_SCALES`): the `paper` model
@@ -102,12 +103,13 @@ def lever_table(times: list[StepTimes], model_cfg: ViTConfig, peaks: dict) -> li
     per_image = train_flops(model_cfg, 1)
     rows = []
     for t in times:
-        achieved = per_image * t.batch_size / (t.step_ms / 1e3)
+        flops, seconds = per_image * t.batch_size, t.step_ms / 1e3
         peak = peaks.get(t.precision)
         rows.append({"setting": t.label, "batch": t.batch_size, "step ms": t.step_ms,
                      "images/s": t.images_per_s,
                      "x baseline": t.images_per_s / times[0].images_per_s,
-                     "GFLOP/s": achieved / 1e9, "MFU %": 100 * achieved / peak if peak else None})
+                     "GFLOP/s": flops / seconds / 1e9,
+                     "MFU %": 100 * mfu(flops, seconds, peak) if peak else None})
     return rows
 
 
@@ -209,7 +211,8 @@ def _check_block_flops(fn) -> str:
         block = Block(get_config("micro", n_embd=C, n_head=H, mlp_ratio=hidden / C))
         with explicit_attention(block), FlopCounterMode(display=False) as counter:
             block(torch.zeros(1, T, C))
-        want, got = counter.get_total_flops(), int(fn(T, C, hidden))
+        want = counter.get_total_flops()
+        got = as_int(fn(T, C, hidden), f"block FLOPs for n_tokens={T}, n_embd={C}")
         if got != want:
             raise ExerciseError(f"n_tokens={T}, n_embd={C}, mlp_hidden={hidden}: flop_counter "
                                 f"counts {want:,} FLOPs, your formula gives {got:,}")

@@ -13,6 +13,8 @@ first imports every chapter module (`load_checks()`), so that every check is reg
 from __future__ import annotations
 
 import importlib
+import math
+import numbers
 from typing import Any, Callable
 
 import torch
@@ -105,6 +107,34 @@ def check(name: str, answer: Any) -> str:
     return verdict
 
 
+# ---- an answer's value, of the type the check expects --------------------------------------------
+# A check never compares the reader's object itself (`got != want` would ask the answer's own
+# `__ne__`): it first turns the answer into a plain int, float or tensor, and refuses anything else.
+
+def as_int(got: Any, what: str) -> int:
+    """The answer `got` as a plain int: an int, a numpy integer, a whole float (up to rounding,
+    1e-9 relative) or a one-element tensor of one. Anything else raises ExerciseError naming
+    `what`."""
+    value = got.item() if torch.is_tensor(got) and got.numel() == 1 else got
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ExerciseError(f"{what}: expected a whole number, got {type(got).__name__}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    f = float(value)
+    if not math.isfinite(f) or abs(f - round(f)) > 1e-9 * max(1.0, abs(f)):
+        raise ExerciseError(f"{what}: expected a whole number, got {f!r}")
+    return int(round(f))
+
+
+def as_float(got: Any, what: str) -> float:
+    """The answer `got` as a plain float: a real number (int, float, numpy scalar) or a
+    one-element tensor. Anything else raises ExerciseError naming `what`."""
+    value = got.item() if torch.is_tensor(got) and got.numel() == 1 else got
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ExerciseError(f"{what}: expected a number, got {type(got).__name__}")
+    return float(value)
+
+
 def expect_close(got: torch.Tensor, want: torch.Tensor, what: str, atol: float = 1e-5,
                  rtol: float = 1e-4) -> None:
     """Raise ExerciseError naming shapes or the largest difference when `got` is not `want`."""
@@ -119,5 +149,5 @@ def expect_close(got: torch.Tensor, want: torch.Tensor, what: str, atol: float =
                             f"(max difference {diff.max().item():.3g} at index {where})")
 
 
-__all__ = ["exercise", "check", "expect_close", "ExerciseError", "CHECKS", "CHAPTERS",
-           "load_checks", "Todo", "todo"]
+__all__ = ["exercise", "check", "expect_close", "as_int", "as_float", "ExerciseError", "CHECKS",
+           "CHAPTERS", "load_checks", "Todo", "todo"]
