@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import platform
+from typing import Mapping
 
 import torch
+import torch.distributed as dist
 
 # The one precision table: a precision setting -> the autocast dtype (None: float32, no autocast).
 PRECISIONS: dict[str, torch.dtype | None] = {
@@ -108,6 +110,55 @@ def configure_backends(device: str | torch.device) -> dict[str, bool]:
     return backend_flags()
 
 
+# ---- several processes (torchrun) ----------------------------------------------------------------
+
+def all_sum(*values: float, device: torch.device) -> list[float]:
+    """`values` summed over the processes of a distributed run (as they are in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def distributed_plan(env: Mapping[str, str], device: str | torch.device | None,
+                     n_cuda: int) -> tuple[torch.device, str] | None:
+    """(device, process-group backend) of this process under torchrun; None outside it (no
+    `WORLD_SIZE` above 1 in `env`). A pure function of torchrun's variables (`env`), the `device`
+    asked for (None: a GPU per process where there are enough) and the GPUs visible (`n_cuda`).
+
+    `cpu` (asked for, or no GPU visible) -> gloo. A GPU -> NCCL on `cuda:LOCAL_RANK` (one GPU per
+    process: NCCL refuses two processes on one GPU). Raises ValueError when GPUs are visible (or
+    asked for) but fewer than the process's LOCAL_RANK needs."""
+    if int(env.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    local = int(env.get("LOCAL_RANK", "0"))
+    wanted = torch.device(device) if device else torch.device("cuda" if n_cuda else "cpu")
+    if wanted.type != "cuda":
+        return wanted, "gloo"
+    index = local if wanted.index is None else wanted.index
+    if index >= n_cuda:
+        raise ValueError(f"torchrun process {local} needs cuda:{index}, but {n_cuda} GPU(s) are "
+                         f"visible: start at most {n_cuda} process(es) per node "
+                         f"(--nproc_per_node), or pass --device cpu")
+    return torch.device("cuda", index), "nccl"
+
+
+def init_distributed(device: str | torch.device | None = None
+                 ) -> tuple[int, int, torch.device | None]:
+    """(rank, world size, device) under torchrun, the process group created (on the device chosen
+    by `distributed_plan`, set first); (0, 1, None) otherwise."""
+    plan = distributed_plan(os.environ, device, torch.cuda.device_count())
+    if plan is None:
+        return 0, 1, None
+    device, backend = plan
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 __all__ = ["PRECISIONS", "default_device", "get_device", "device_name", "synchronize",
            "ampere_or_newer", "autocast_dtype", "fast_precisions", "backend_flags",
-           "configure_backends"]
+           "configure_backends", "all_sum", "distributed_plan", "init_distributed"]

@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from .config import TrainConfig, ViTConfig
+from .device import get_device
 
 CACHE_VERSION = 1   # bump when a change to training would change the results of an identical config
 
@@ -164,9 +165,10 @@ def load_record(path: str | os.PathLike) -> dict:
                                    err.pos) from err
 
 
-def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
+def load_run(path: str | os.PathLike, device: str | torch.device | None = None) -> Run:
     """A finished run from its folder: the record and the model with its final weights (safe
-    loading, on `device`, in eval mode)."""
+    loading, on `device` (default `device.get_device`), in eval mode)."""
+    device = get_device(device)
     from .model import ViT
     path = Path(path)
     record = load_record(path)
@@ -233,6 +235,58 @@ def load_records(folder: str | os.PathLike | None = None) -> tuple[list[dict], s
     return rows, readme.read_text() if readme.exists() else ""
 
 
+# ---- a run folder while training: the cache, the checkpoint, the finished run --------------------
+
+START_OVER = "pass resume=False (CLI: --fresh) to start over, or use another out folder"
+
+
+def cached_run(path: Path, key: str, device: str | torch.device | None = None) -> Run | None:
+    """The finished run in `path` if its record is complete and has this `key`; None if `path`
+    holds no finished run. Raises ValueError if it holds the finished run of other configs (training
+    there would overwrite it) or an unreadable one."""
+    path = Path(path)
+    if not ((path / "record.json").exists() and (path / "model.pt").exists()):
+        return None
+    found = load_record(path).get("key")
+    if found != key:
+        raise ValueError(f"{path} holds the finished run of another configuration (key {found}, "
+                         f"this run's is {key}); use another out folder, or pass cache=False "
+                         f"(CLI: --fresh) to overwrite it")
+    return load_run(path, device)
+
+
+def load_checkpoint(ckpt_path: Path, model_cfg: ViTConfig, train_cfg: TrainConfig,
+                    device: str | torch.device | None = None) -> dict | None:
+    """The checkpoint `train()` left in `ckpt_path` (model, optimizer and scaler states, history,
+    epoch, step, elapsed seconds), or None if there is none. Loads with `weights_only=True`: a
+    checkpoint never runs code. Raises ValueError (one line, saying what to do) if the file is not a
+    checkpoint this code can read safely (corrupt, truncated, foreign, holding other types than
+    tensors and plain values) or was written for other configs."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.exists():
+        return None
+    try:
+        ckpt = torch.load(ckpt_path, map_location=get_device(device), weights_only=True)
+    except Exception as err:    # UnpicklingError, RuntimeError (not a zip), EOFError (empty) ...
+        why = (str(err).strip().splitlines() or [""])[0][:120]
+        raise ValueError(f"{ckpt_path} is not a checkpoint that can be loaded safely "
+                         f"({type(err).__name__}: {why}); delete it or {START_OVER}") from err
+    if not isinstance(ckpt, dict) or not {"model_cfg", "train_cfg"} <= set(ckpt):
+        raise ValueError(f"{ckpt_path} is not a poorvit training checkpoint (no configs in it); "
+                         f"delete it or {START_OVER}")
+    if ckpt["model_cfg"] != asdict(model_cfg) or ckpt["train_cfg"] != asdict(train_cfg):
+        raise ValueError(f"{ckpt_path} belongs to a different configuration; {START_OVER}")
+    return ckpt
+
+
+def save_run(model: nn.Module, record: dict, path: Path) -> None:
+    """A finished run's files in `path`: the final weights and the record, each written
+    atomically; the checkpoint goes."""
+    atomic_save(model.state_dict(), path / "model.pt")
+    write_json(record, path / "record.json")
+    (path / "checkpoint.pt").unlink(missing_ok=True)
+
+
 __all__ = ["Run", "runs_root", "run_key", "config_hash", "git_commit", "atomic_save", "write_json",
            "load_record", "load_run", "find_runs", "is_record", "load_records", "with_defaults",
-           "CACHE_VERSION"]
+           "cached_run", "load_checkpoint", "save_run", "START_OVER", "CACHE_VERSION"]

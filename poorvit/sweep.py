@@ -186,21 +186,21 @@ def sweep(rows: str | list[str] = "study", scale: str | None = None, seeds: int 
           callbacks=(), progress: str | None = "line") -> list[dict]:
     """Train every row of `rows` (a sweep name or a list of row names) at `scale` for each seed.
 
-    seeds: a count (seeds 0 .. N-1) or a list. model_cfg/train_cfg: a baseline other than the
+    seeds: a count (seeds 0 .. n-1) or a list. model_cfg/train_cfg: a baseline other than the
     scale's (rows are translated onto it). Returns one dict per (row, seed): row, seed, folder,
     status ("done" already, "copied" from another run, "resumed", "trained", "same as baseline"),
     final_acc. Raises `ValueError` for an unknown row or sweep.
     """
     from .config import default_scale
     from .data import load_cifar10
-    from .train import _distributed
+    from .device import init_distributed
 
     names = _row_names(rows)
     scale = scale or default_scale()
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     out = Path(out)
     data = data if data is not None else load_cifar10()
-    rank = _distributed(device)[0]
+    rank = init_distributed(device)[0]
     # names the baseline, any seed
     family = run_key(*baseline_configs(scale, 0, model_cfg, train_cfg), data.label)
     results = []

@@ -7,29 +7,27 @@
 autocast (bfloat16 on GPUs that have it, float16 with a gradient scaler on the others, float32 on
 the CPU unless asked; Micikevicius et al., arXiv 1710.03740), label-smoothed cross-entropy on
 float32 logits (Szegedy et al., arXiv 1512.00567), backward, optional gradient clipping, the
-optimizer step. `train()` reads as its parts: the run cache (`_cached_run`), the clock (`Clock`:
-steps or a time budget, and the warmup-cosine lr), the model and its step, resuming (`_resume`),
-one epoch (`_train_epoch`: stops at the first NaN or inf loss, keeping the last good checkpoint),
-its history row (`_epoch_row`), the checkpoint (`_save_checkpoint`), the record (`_record`).
+optimizer step. `train()` reads as its parts: the run cache (`runs.cached_run`), the clock
+(`optim.Clock`: steps or a time budget, and the warmup-cosine lr), the model and its step,
+resuming (`_resume`, on `runs.load_checkpoint`), one epoch (`_train_epoch`: stops at the first NaN
+or inf loss, keeping the last good checkpoint), its history row (`_epoch_row`), the checkpoint
+(`_save_checkpoint`), the record (`_record`) and the finished run's files (`runs.save_run`).
 A time budget (`minutes > 0`) covers the whole run, final evaluation included. An interrupted run
 resumes to the same final weights as an uninterrupted one.
 
 Under `torchrun --nproc_per_node K -m poorvit train ...` each process takes 1/K of every batch
-(DistributedDataParallel: NCCL on GPUs, gloo on CPUs); metrics are summed over processes and only
-rank 0 writes files.
+(DistributedDataParallel: NCCL on GPUs, gloo on CPUs; `device.init_distributed`); metrics are
+summed over processes and only rank 0 writes files.
 """
 from __future__ import annotations
 
-import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -38,12 +36,13 @@ from .augment import TrainTransform
 from .config import TrainConfig, ViTConfig, with_overrides
 from .cost import count_params
 from .data import CIFAR10, DeviceLoader, load_cifar10, model_input, normalize
-from .device import autocast_dtype, configure_backends, device_name, get_device, synchronize
+from .device import (all_sum, autocast_dtype, configure_backends, device_name, get_device,
+                     init_distributed, synchronize)
 from .init import whiten_patch_embed
 from .model import ViT, eval_mode
-from .optim import lr_at, make_optimizer, set_lr
-from .runs import (Run, atomic_save, git_commit, load_record, load_run, run_key, runs_root,
-                   write_json)
+from .optim import Clock, make_optimizer, set_lr
+from .runs import (START_OVER, Run, atomic_save, cached_run, git_commit, load_checkpoint,
+                   run_key, runs_root, save_run)
 
 
 class TrainStep:
@@ -133,10 +132,11 @@ def build_model(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | No
 
 def _whitening_images(data: CIFAR10, cfg: TrainConfig, n_classes: int,
                       device: torch.device | str) -> torch.Tensor:
-    """The whitening sample, normalized (N, 3, H, W) on the CPU: `whiten_source="images"`, the first
-    `whiten_images` training images (at most `train_subset`) as stored; `"loader"`, the study's
-    rule (`finetune.py`): batches of the training loader (epoch 0's order, augmented, normalized,
-    not mixed: the study mixes in its training loop) until more than `whiten_images` are taken."""
+    """The whitening sample, normalized (n_images, 3, H, W) on the CPU: `whiten_source="images"`,
+    the first `whiten_images` training images (at most `train_subset`) as stored; `"loader"`, the
+    study's rule (`finetune.py`): batches of the training loader (epoch 0's order, augmented,
+    normalized, not mixed: the study mixes in its training loop) until more than `whiten_images`
+    are taken."""
     if cfg.whiten_source == "images":
         n = min(cfg.train_subset or cfg.whiten_images, cfg.whiten_images)
         return normalize(data.train_x[:n])
@@ -175,12 +175,12 @@ def evaluate(model: nn.Module, loader: DeviceLoader,
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Softmax probabilities (N, n_classes) of `model` in eval mode, on the CPU.
+    """Softmax probabilities (n_images, n_classes) of `model` in eval mode, on the CPU.
 
-    `images`: uint8 (N, 3, H, W) as stored (normalized here with CIFAR-10's statistics) or floats
-    already normalized; float images that are raw pixels ([0, 1] or [0, 255]) raise ValueError
-    saying to call `data.normalize` (the rule: `data.model_input`). Runs in batches on the model's
-    device; the model's train/eval mode is restored on any exit.
+    `images`: uint8 (n_images, 3, H, W) as stored (normalized here with CIFAR-10's statistics) or
+    floats already normalized; float images that are raw pixels ([0, 1] or [0, 255]) raise
+    ValueError saying to call `data.normalize` (the rule: `data.model_input`). Runs in batches on
+    the model's device; the model's train/eval mode is restored on any exit.
     """
     device = next(model.parameters()).device
     out = []
@@ -189,53 +189,6 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> to
             x = model_input(images[i:i + batch_size].to(device))
             out.append(model(x).float().softmax(-1).cpu())
     return torch.cat(out)
-
-
-def _all_sum(*values: float, device: torch.device) -> list[float]:
-    """`values` summed over the processes of a distributed run (as they are in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def distributed_plan(env: Mapping[str, str], device: str | torch.device | None,
-                     n_cuda: int) -> tuple[torch.device, str] | None:
-    """(device, process-group backend) of this process under torchrun; None outside it (no
-    `WORLD_SIZE` above 1 in `env`). A pure function of torchrun's variables (`env`), the `device`
-    asked for (None: a GPU per process where there are enough) and the GPUs visible (`n_cuda`).
-
-    `cpu` (asked for, or no GPU visible) -> gloo. A GPU -> NCCL on `cuda:LOCAL_RANK` (one GPU per
-    process: NCCL refuses two processes on one GPU). Raises ValueError when GPUs are visible (or
-    asked for) but fewer than the process's LOCAL_RANK needs."""
-    if int(env.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    local = int(env.get("LOCAL_RANK", "0"))
-    wanted = torch.device(device) if device else torch.device("cuda" if n_cuda else "cpu")
-    if wanted.type != "cuda":
-        return wanted, "gloo"
-    index = local if wanted.index is None else wanted.index
-    if index >= n_cuda:
-        raise ValueError(f"torchrun process {local} needs cuda:{index}, but {n_cuda} GPU(s) are "
-                         f"visible: start at most {n_cuda} process(es) per node "
-                         f"(--nproc_per_node), or pass --device cpu")
-    return torch.device("cuda", index), "nccl"
-
-
-def _distributed(device: str | torch.device | None = None
-                 ) -> tuple[int, int, torch.device | None]:
-    """(rank, world size, device) under torchrun, the process group created (on the device chosen
-    by `distributed_plan`, set first); (0, 1, None) otherwise."""
-    plan = distributed_plan(os.environ, device, torch.cuda.device_count())
-    if plan is None:
-        return 0, 1, None
-    device, backend = plan
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size(), device
 
 
 def print_epoch(row: dict) -> None:
@@ -271,67 +224,6 @@ class _Progress:
     done: bool = False                              # the clock or the step count ended training
 
 
-class Clock:
-    """Training progress in [0, 1], by steps or, with a time budget, by the clock; and the lr there.
-
-    With `train_cfg.minutes > 0` the budget covers the whole run from this object's creation (build,
-    training, evaluations, checkpoints): progress is the training time over what the budget leaves
-    for training once the time spent outside training and `reserve` seconds (the final evaluation)
-    are taken out; training keeps at least half the budget. `plan` must be called before `progress`.
-    """
-
-    def __init__(self, train_cfg: TrainConfig):
-        self.start = time.perf_counter()
-        self.cfg, self.budget = train_cfg, train_cfg.minutes * 60
-        self.total_steps, self.n_epochs, self.reserve = 1, 1, 0.0
-
-    def plan(self, steps_per_epoch: int, reserve: float = 0.0) -> None:
-        """The step count (`epochs` x `steps_per_epoch`, at least 1), the number of epochs (a
-        fractional `epochs` ends inside its last one) and the seconds kept for after training:
-        `reserve` plus 1 % of the budget for the last epoch's evaluation and checkpoint (0 if no
-        budget; with 0.5 % and a 10 % margin on the estimate, 10-minute runs took up to 605 s)."""
-        self.total_steps = max(1, math.ceil(self.cfg.epochs * steps_per_epoch))
-        self.n_epochs = math.ceil(self.cfg.epochs)
-        self.reserve = reserve + 0.01 * self.budget if self.budget else 0.0
-
-    def progress(self, step: int, elapsed: float, t0: float) -> float:
-        """Progress before step `step`: `elapsed` seconds of training before this epoch, which began
-        at `t0` (a `time.perf_counter()` reading)."""
-        if not self.budget:
-            return step / self.total_steps
-        now = time.perf_counter()
-        trained = elapsed + now - t0
-        outside = max(now - self.start - trained, 0.0)           # build, evaluations, checkpoints
-        return trained / max(self.budget - outside - self.reserve, self.budget / 2)
-
-    def lr(self, progress: float) -> float:
-        """The warmup-cosine learning rate at `progress` (warmup: `warmup_epochs / epochs`)."""
-        cfg = self.cfg
-        return lr_at(progress, cfg.lr, cfg.min_lr, cfg.warmup_epochs / cfg.epochs)
-
-    def finished(self, state: _Progress) -> bool:
-        """No more epochs: the clock or the step count ended training."""
-        return state.done or state.step >= self.total_steps
-
-
-def _cached_run(path: Path, key: str, device: torch.device, say: bool) -> Run | None:
-    """The finished run in `path` if its record is complete and has this `key`; None if `path`
-    holds no finished run. Raises ValueError if it holds the finished run of other configs (training
-    there would overwrite it) or an unreadable one."""
-    if not ((path / "record.json").exists() and (path / "model.pt").exists()):
-        return None
-    found = load_record(path).get("key")
-    if found != key:
-        raise ValueError(f"{path} holds the finished run of another configuration (key {found}, "
-                         f"this run's is {key}); use another out folder, or pass cache=False "
-                         f"(CLI: --fresh) to overwrite it")
-    run = load_run(path, device)
-    if say:
-        print(f"loaded the finished run {path.name} from the run cache: final test acc "
-              f"{run.final_acc:.4f} ({run.record['dataset']}, {run.record['device_name']})")
-    return run
-
-
 def _loaders(data: CIFAR10, model_cfg: ViTConfig, cfg: TrainConfig, device: torch.device,
              rank: int, world: int) -> tuple[DeviceLoader, DeviceLoader, DeviceLoader]:
     """(augmented training batches, the per-epoch test subset, the full test set) on `device`."""
@@ -347,32 +239,19 @@ def _loaders(data: CIFAR10, model_cfg: ViTConfig, cfg: TrainConfig, device: torc
 
 def _resume(step: TrainStep, ckpt_path: Path, model_cfg: ViTConfig, train_cfg: TrainConfig,
             say: bool) -> _Progress:
-    """Load `ckpt_path` into `step` and return where it stood; a fresh start if there is none.
-    Loads with `weights_only=True`: a checkpoint never runs code. Raises ValueError (one line,
-    saying what to do) if the file is not a checkpoint this code can read safely (corrupt,
-    truncated, foreign, holding other types than tensors and plain values) or was written for other
-    configs."""
-    if not ckpt_path.exists():
+    """Load `ckpt_path` (`runs.load_checkpoint`: safe, for these configs only) into `step` and
+    return where it stood; a fresh start if there is none. Raises ValueError (one line, saying what
+    to do) if the checkpoint cannot be used."""
+    ckpt = load_checkpoint(ckpt_path, model_cfg, train_cfg, step.device)
+    if ckpt is None:
         return _Progress()
-    start_over = "pass resume=False (CLI: --fresh) to start over, or use another out folder"
-    try:
-        ckpt = torch.load(ckpt_path, map_location=step.device, weights_only=True)
-    except Exception as err:    # UnpicklingError, RuntimeError (not a zip), EOFError (empty) ...
-        why = (str(err).strip().splitlines() or [""])[0][:120]
-        raise ValueError(f"{ckpt_path} is not a checkpoint that can be loaded safely "
-                         f"({type(err).__name__}: {why}); delete it or {start_over}") from err
-    if not isinstance(ckpt, dict) or not {"model_cfg", "train_cfg"} <= set(ckpt):
-        raise ValueError(f"{ckpt_path} is not a poorvit training checkpoint (no configs in it); "
-                         f"delete it or {start_over}")
-    if ckpt["model_cfg"] != asdict(model_cfg) or ckpt["train_cfg"] != asdict(train_cfg):
-        raise ValueError(f"{ckpt_path} belongs to a different configuration; {start_over}")
     try:
         step.load_state_dict(ckpt)
         state = _Progress(ckpt["history"], ckpt["epoch"], ckpt["step"], ckpt["elapsed"])
     except (KeyError, RuntimeError, TypeError, ValueError) as err:
         raise ValueError(f"{ckpt_path} is incomplete or from another version of poorvit "
                          f"({type(err).__name__}: {str(err).splitlines()[0][:120]}); delete it "
-                         f"or {start_over}") from err
+                         f"or {START_OVER}") from err
     if say:
         print(f"resuming {ckpt_path.parent.name} after epoch {state.epoch} (step {state.step})")
     return state
@@ -401,7 +280,7 @@ def _train_epoch(step: TrainStep, loader: DeviceLoader, clock: Clock, state: _Pr
     torch.manual_seed(regulariser_seed(cfg.seed, state.epoch, loader.rank))
     loader.set_epoch(state.epoch)
     step.net.train()
-    t0 = time.perf_counter()
+    t0 = clock.now()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     first_bad = torch.full((), -1, device=device, dtype=torch.long)
@@ -431,7 +310,7 @@ def _train_epoch(step: TrainStep, loader: DeviceLoader, clock: Clock, state: _Pr
             f"({ckpt_path if ckpt_path.exists() else 'none yet'}) is kept. "
             f"Lower lr (now {cfg.lr}), set grad_clip, or use precision='fp32'.")
     synchronize(device)
-    seconds = time.perf_counter() - t0
+    seconds = clock.now() - t0
     state.elapsed += seconds
     return loss_sum.item(), correct.item(), seen, seconds
 
@@ -441,11 +320,11 @@ def _epoch_row(step: TrainStep, sums: tuple, test_loader: DeviceLoader, clock: C
     """The history row of the epoch just trained (`sums` from `_train_epoch`), summed over
     processes, with the test subset's loss and accuracy every `eval_every` epochs and at the end."""
     loss_sum, correct, seen, seconds = sums
-    loss_total, correct_total, seen_total = _all_sum(loss_sum, correct, seen, device=step.device)
+    loss_total, correct_total, seen_total = all_sum(loss_sum, correct, seen, device=step.device)
     last = state.epoch == clock.n_epochs - 1 or clock.finished(state)
     test_acc = test_loss = None
     if (state.epoch + 1) % clock.cfg.eval_every == 0 or last:
-        loss, right, n = _all_sum(*evaluate(step.net, test_loader, step.dtype), device=step.device)
+        loss, right, n = all_sum(*evaluate(step.net, test_loader, step.dtype), device=step.device)
         test_acc, test_loss = right / n, loss / n
     return {"epoch": state.epoch + 1, "step": state.step, "loss": loss_total / max(seen_total, 1),
             "train_acc": correct_total / max(seen_total, 1), "test_loss": test_loss,
@@ -467,23 +346,12 @@ def _step_bar(clock: Clock, state: _Progress):
     return tqdm(total=clock.total_steps, initial=state.step, unit="step")
 
 
-def _save_run(model: nn.Module, record: dict, path: Path, say: bool, n_test: int) -> None:
-    """The finished run's files: final weights and record (atomically); the checkpoint goes.
-    `n_test`: the images of the final evaluation, for the line printed when `say`."""
-    atomic_save(model.state_dict(), path / "model.pt")
-    write_json(record, path / "record.json")
-    (path / "checkpoint.pt").unlink(missing_ok=True)
-    if say:
-        print(f"final test acc {record['final_acc']:.4f} on {n_test:,} {record['dataset']} test "
-              f"images  ({record['seconds']:.0f}s on {record['device_name']})")
-
-
 def _record(step: TrainStep, state: _Progress, full_test: DeviceLoader, clock: Clock,
             model_cfg: ViTConfig, train_cfg: TrainConfig, *, key: str, dataset: str, world: int,
             started: str) -> dict:
     """The final evaluation on the full test set, and the run record: what produced the run
     (configs, `key`, dataset, device, version, commit, ...), its history and results."""
-    loss, right, n = _all_sum(*evaluate(step.net, full_test, step.dtype), device=step.device)
+    loss, right, n = all_sum(*evaluate(step.net, full_test, step.dtype), device=step.device)
     tested = [r["test_acc"] for r in state.history if r["test_acc"] is not None]
     return {
         "key": key, "complete": True, "config": asdict(model_cfg),
@@ -493,7 +361,7 @@ def _record(step: TrainStep, state: _Progress, full_test: DeviceLoader, clock: C
         "backends": step.backends,
         "world_size": world, "version": __version__, "commit": git_commit(),
         "torch": torch.__version__, "params": count_params(model_cfg), "started": started,
-        "seconds": time.perf_counter() - clock.start, "train_seconds": state.elapsed,
+        "seconds": clock.now() - clock.start, "train_seconds": state.elapsed,
         "steps": state.step, "epochs_run": len(state.history), "final_acc": right / n,
         "final_loss": loss / n, "best_acc": max(tested + [right / n]), "history": state.history,
         # the study's README does not say whether it reports its best or its last evaluation; the
@@ -516,13 +384,17 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     history row.
     progress: "line" (one line per epoch), "bar" (tqdm over steps) or None.
     """
-    rank, world, dist_device = _distributed(device)
+    rank, world, dist_device = init_distributed(device)
     device = dist_device if dist_device is not None else get_device(device)
     data = data if data is not None else load_cifar10()
     key = run_key(model_cfg, train_cfg, data.label)
     path = Path(out) if out is not None else runs_root() / key
     say = rank == 0 and bool(progress)
-    if cache and (cached := _cached_run(path, key, device, say)) is not None:
+    if cache and (cached := cached_run(path, key, device)) is not None:
+        if say:
+            print(f"loaded the finished run {path.name} from the run cache: final test acc "
+                  f"{cached.final_acc:.4f} ({cached.record['dataset']}, "
+                  f"{cached.record['device_name']})")
         return cached
     if rank == 0:
         path.mkdir(parents=True, exist_ok=True)
@@ -557,9 +429,12 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     record = _record(step, state, full_test, clock, model_cfg, train_cfg, key=key,
                      dataset=data.label, world=world, started=started)
     if rank == 0:
-        _save_run(model, record, path, bool(progress), len(data.test_y))
+        save_run(model, record, path)
+        if progress:
+            print(f"final test acc {record['final_acc']:.4f} on {len(data.test_y):,} {data.label} "
+                  f"test images  ({record['seconds']:.0f}s on {record['device_name']})")
     return Run(model_cfg, train_cfg, state.history, record, model.eval(), path)
 
 
-__all__ = ["TrainStep", "Clock", "train", "evaluate", "predict", "build_model", "print_epoch",
-           "distributed_plan"]
+__all__ = ["TrainStep", "train", "evaluate", "predict", "build_model", "print_epoch",
+           "regulariser_seed"]

@@ -7,7 +7,6 @@ tests' own device and scale.
 
 The GPU is simulated by monkeypatching `torch.cuda` (is_available, get_device_capability and
 is_bf16_supported, which answers True on a T4 too: bfloat16 emulated)."""
-import importlib
 import os
 
 import pytest
@@ -19,8 +18,8 @@ from poorvit import device as D
 from poorvit.config import default_scale, get_config, get_train_config
 from poorvit.init import whiten_patch_embed
 from poorvit.model import ViT
+import poorvit.train as T
 
-T = importlib.import_module("poorvit.train")     # the module: `poorvit.train` is also the function
 
 T4, A100 = (7, 5), (8, 0)
 
@@ -181,14 +180,14 @@ RUN2 = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
     ({**RUN2, "LOCAL_RANK": "0"}, "cuda:1", 2, ("cuda:1", "nccl")),
 ])
 def test_torchrun_device_and_backend(env, device, n_cuda, want):
-    plan = T.distributed_plan(env, device, n_cuda)
+    plan = D.distributed_plan(env, device, n_cuda)
     assert (plan if plan is None else (str(plan[0]), plan[1])) == want
 
 
 @pytest.mark.parametrize("device", [None, "cuda"])
 def test_torchrun_with_more_processes_than_gpus_says_what_to_do(device):
     with pytest.raises(ValueError, match="nproc_per_node.*--device cpu"):
-        T.distributed_plan(RUN2, device, 1)                   # two processes, one GPU
+        D.distributed_plan(RUN2, device, 1)                   # two processes, one GPU
 
 
 def test_torchrun_sets_the_device_before_the_process_group(gpu, monkeypatch):
@@ -201,10 +200,10 @@ def test_torchrun_sets_the_device_before_the_process_group(gpu, monkeypatch):
                         lambda backend, **kw: calls.append(("init", backend)))
     monkeypatch.setattr(dist, "get_rank", lambda: 1)
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
-    assert T._distributed(None) == (1, 2, torch.device("cuda", 1))
+    assert D.init_distributed(None) == (1, 2, torch.device("cuda", 1))
     assert calls == [("set_device", "cuda:1"), ("init", "nccl")]
     calls.clear()
-    assert T._distributed("cpu") == (1, 2, torch.device("cpu"))
+    assert D.init_distributed("cpu") == (1, 2, torch.device("cpu"))
     assert calls == [("init", "gloo")]
 
 

@@ -7,7 +7,6 @@ documented or refused; exercise checks never trust the answer's own comparison; 
 the image size.
 
 These tests read CIFAR-10 from POORVIT_DATA (downloaded on first use where there is internet)."""
-import importlib
 import json
 import os
 import signal
@@ -24,8 +23,8 @@ import torch
 from poorvit.config import PRESETS, SCALES, get_config, get_train_config, scale_model
 from poorvit.data import RECORD, RECORDS_PER_FILE, TEST_FILE, TRAIN_FILES, load_cifar10, normalize
 from poorvit.model import ViT
+import poorvit.train as T
 
-T = importlib.import_module("poorvit.train")     # the module: `poorvit.train` is also the function
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = ["train", "--preset", "micro", "--scale", "smoke", "--set", "train_subset=512",
          "--set", "test_subset=500", "--set", "batch_size=64", "--device", "cpu"]

@@ -3,7 +3,6 @@ good checkpoint, records what produced it, caches, runs under torchrun, and the 
 input. `TrainStep`, the one step: it clips gradients when asked, and `predict`.
 
 These tests read CIFAR-10 from POORVIT_DATA (downloaded on first use where there is internet)."""
-import importlib
 import json
 import os
 import subprocess
@@ -16,8 +15,8 @@ from poorvit.config import get_config, get_train_config
 from poorvit.data import load_cifar10
 from poorvit.model import ViT
 from poorvit.runs import load_run
+import poorvit.train as T
 
-T = importlib.import_module("poorvit.train")     # the module: `poorvit.train` is also the function
 
 
 @pytest.fixture(scope="module")
