@@ -39,7 +39,10 @@ def random_crop(x: torch.Tensor, pad: int, g: torch.Generator | None = None,
                 flip: float = 0.0) -> torch.Tensor:
     """Zero-pad by `pad` and cut a random window of the original size, a different one per sample;
     with `flip` > 0 also mirror left-right the samples that draw heads (probability `flip`), in the
-    same gather."""
+    same gather: the one horizontal flip of the package (`random_crop(x, 0, g, flip=0.5)` flips
+    alone). Draws nothing with both off; else, in order, the row offsets, the column offsets
+    (also when `pad` is 0) and the flips.
+    x: (B, C, H, W), any dtype."""
     if pad == 0 and not flip:
         return x
     B, C, H, W = x.shape
@@ -54,12 +57,6 @@ def random_crop(x: torch.Tensor, pad: int, g: torch.Generator | None = None,
         cols = torch.where(mirror[:, None], W - 1 - cols, cols)
     index = (rows[:, :, None] * Wp + (dx[:, None] + cols)[:, None, :]).view(B, 1, H * W)
     return padded.gather(2, index.expand(B, C, H * W)).view(B, C, H, W)
-
-
-def random_flip(x: torch.Tensor, g: torch.Generator | None = None, p: float = 0.5) -> torch.Tensor:
-    """Mirror left-right the samples that draw heads (probability `p` each)."""
-    flip = torch.rand(x.shape[0], device=x.device, generator=g) < p
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
 # ---- random erasing, Mixup, CutMix -------------------------------------------------------------
@@ -228,8 +225,8 @@ class TrainTransform:
 class PerImage(torch.utils.data.Dataset):
     """The usual torchvision v2 pipeline, one image at a time, for a `torch.utils.data.DataLoader`:
     uint8 (3, H, W) -> normalized float (3, H, W), with the crop, flip, AutoAugment and random
-    erasing of `cfg` (no batch mixing). The per-image baseline that `TrainTransform` is measured
-    against (the `bench loader` command, `timing.BenchStep(loader="dataloader")`)."""
+    erasing of `cfg` (no batch mixing: `per_image_loader` adds it). The per-image baseline that
+    `TrainTransform` is measured against."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig):
         from torchvision.transforms import v2
@@ -247,6 +244,44 @@ class PerImage(torch.utils.data.Dataset):
         return self.tf(self.images[i]), self.labels[i]
 
 
-__all__ = ["TrainTransform", "PerImage", "AutoAugment", "random_crop", "random_flip",
+class _MixedBatches:
+    """The batches of `loader` with `mix(x, y)` applied to each in the main process."""
+
+    def __init__(self, loader, mix):
+        self.loader, self.mix = loader, mix
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for x, y in self.loader:
+            yield self.mix(x, y)
+
+
+def per_image_loader(images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
+                     batch_size: int, workers: int = 0, n_classes: int = 10, mix: bool = False,
+                     pin_memory: bool = False):
+    """The per-image baseline `TrainTransform` is measured against: `PerImage(images, labels, cfg)`
+    (uint8 (n, 3, H, W), labels (n,)) in a `torch.utils.data.DataLoader` of `workers` processes,
+    shuffled, batches of `batch_size`, the last partial batch dropped. `mix`: the recipe's batch
+    Mixup/CutMix as torchvision v2's `MixUp`/`CutMix` (one of the two at random on a share
+    `cfg.mix_prob` of the batches), applied in the main process as timm and the study's code do;
+    the targets of a mixed batch are then soft (B, n_classes). Used by the `bench loader` command
+    (mix=True) and `timing.BenchStep(loader="dataloader")` (no mixing). Returns an iterable of
+    (x, target) batches with `len()`."""
+    loader = torch.utils.data.DataLoader(
+        PerImage(images, labels, cfg), batch_size=batch_size, shuffle=True, drop_last=True,
+        num_workers=workers, persistent_workers=workers > 0, pin_memory=pin_memory)
+    if not mix:
+        return loader
+    from torchvision.transforms import v2
+    mixers = [cls(alpha=a, num_classes=n_classes)
+              for cls, a in ((v2.MixUp, cfg.mixup_alpha), (v2.CutMix, cfg.cutmix_alpha)) if a > 0]
+    if not mixers or cfg.mix_prob <= 0:
+        return loader
+    return _MixedBatches(loader, v2.RandomApply([v2.RandomChoice(mixers)], p=cfg.mix_prob))
+
+
+__all__ = ["TrainTransform", "PerImage", "per_image_loader", "AutoAugment", "random_crop",
            "random_erasing", "mixup", "cutmix", "cutmix_box", "mix_batch", "apply_op",
            "op_magnitude", "cifar10_policy", "AUGMENT_FIELDS", "STUDY_ERASING"]

@@ -13,7 +13,6 @@ would be valid, never as a shape error in the middle of a forward pass.
 """
 from __future__ import annotations
 
-import ast
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -40,6 +39,16 @@ def _plain_values(cfg) -> None:
         v = getattr(cfg, f.name)
         if isinstance(v, np.generic) or (isinstance(v, torch.Tensor) and v.ndim == 0):
             object.__setattr__(cfg, f.name, v.item())
+
+
+def n_tokens(image_size: int, patch_size: int, n_cls: int = 1) -> int:
+    """Tokens attention sees, T: (image_size / patch_size)^2 patches (N) plus `n_cls` class tokens;
+    the one formula (`ViTConfig.n_tokens`, `cost.patch_cost`).
+
+    Raises `ValueError` when `patch_size` does not divide `image_size`."""
+    if image_size % patch_size:
+        raise ValueError(f"patch_size={patch_size} must divide image_size={image_size}")
+    return (image_size // patch_size) ** 2 + n_cls
 
 
 @dataclass(frozen=True)
@@ -171,8 +180,8 @@ class ViTConfig:
 
     @property
     def n_tokens(self) -> int:
-        """Sequence length seen by attention, T: class tokens plus patch tokens."""
-        return self.n_patches + self.n_cls
+        """Sequence length seen by attention, T: class tokens plus patch tokens (`n_tokens`)."""
+        return n_tokens(self.image_size, self.patch_size, self.n_cls)
 
     @property
     def mlp_hidden(self) -> int:
@@ -242,8 +251,8 @@ class TrainConfig:
                                    #   timed: see train.py)
     label_smoothing: float = 0.1   # mass spread evenly over all classes in the target
     grad_clip: float = 0.0         # max global gradient norm; 0 turns clipping off
-    train_subset: int = 0          # train on the first N training images (0: all 50,000)
-    test_subset: int = 0           # evaluate during training on the first N test images (0: all)
+    train_subset: int = 0          # train on the first n training images (0: all 50,000)
+    test_subset: int = 0           # evaluate during training on the first n test images (0: all)
     crop_pad: int = 4              # random crop after zero-padding by this many pixels (0: no crop)
     flip: bool = True              # random horizontal flip
     autoaugment: bool = True       # AutoAugment, CIFAR-10 policy
@@ -269,7 +278,7 @@ class TrainConfig:
     whiten_images: int = 10_000    # images in that sample ("loader": batches until more than this)
     precision: str = "auto"        # "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
     compile: bool = False          # torch.compile the model
-    eval_every: int = 1            # evaluate on the test set every N epochs (and always at the end)
+    eval_every: int = 1            # evaluate on the test set every n epochs (and always at the end)
     seed: int = 0                  # seeds weights, data order and augmentation
     scale: str = "custom"          # the scale this recipe came from (smoke, demo ...), for records
 
@@ -330,7 +339,9 @@ def planned_steps(cfg: TrainConfig, n_train: int = 50_000) -> tuple[int, int]:
 
 
 # The scales: the same code from a CPU in CI to a GPU. Each names a model preset, a recipe, whether
-# the chapters (notebooks) run at it, and what it is for. The recipes:
+# the chapters (notebooks) run at it, and what it is for; a chapter scale also says how much chapter
+# 9 measures ("profile": batch size, timed steps, warm-up steps, whether to include torch.compile).
+# The order is the reports' (`report.SCALE_ORDER`). The recipes:
 _PLAIN = dict(autoaugment=False, random_erasing=0.0, mixup_alpha=0.0, cutmix_alpha=0.0, repeats=1)
 # the CPU recipe family: AdamW at a high peak lr with small batches (more steps in a short budget),
 # label smoothing 0.1, horizontal flips only: a few epochs are too short for heavy augmentation to
@@ -357,19 +368,25 @@ SCALES: dict[str, dict] = {
     "smoke": {"model": "smoke", "notebooks": True,
               "for": "a CPU or CI: seconds a run on a subset; the model must still learn",
               "train": dict(_CPU, epochs=3, warmup_epochs=0.3, train_subset=5000,
-                            test_subset=1000)},
+                            test_subset=1000),
+              # chapter 9's measurement: the paper model at a batch a CPU steps in well under a
+              # second; no torch.compile (tens of seconds to compile)
+              "profile": dict(batch_size=32, steps=3, warmup=1, compile=False)},
     "demo": {"model": "paper", "notebooks": True,
              "for": "one GPU: the study's model, a few minutes a chapter",
              # the study's recipe shortened: 7 epochs of 3 passes (4,095 steps of 256; before the
              # study's 3-pass epoch it was 20 epochs of 195 steps, 3,900), warmup 10 % as in the
              # study; mixed precision (fp32 would not fit a few minutes on a T4) and an evaluation
              # every epoch (the chapters plot the curve; evaluating does not change training)
-             "train": dict(_STUDY, epochs=7, warmup_epochs=0.7)},
+             "train": dict(_STUDY, epochs=7, warmup_epochs=0.7),
+             # chapter 9: the study's batch of 256 on a GPU, torch.compile included
+             "profile": dict(batch_size=256, steps=10, warmup=3, compile=True)},
     # the study's code: 100 epochs of 585 steps (58,500), the forward in float32 as its code ran
     # it (autocast only in its CutMix-only branch), an evaluation every 5 epochs
     "paper": {"model": "paper", "notebooks": True,
               "for": "the study's full recipe: its model, 100 epochs",
-              "train": dict(_STUDY, precision="fp32", eval_every=5)},
+              "train": dict(_STUDY, precision="fp32", eval_every=5),
+              "profile": dict(batch_size=256, steps=30, warmup=5, compile=True)},
     # 10 minutes of wall time in all (build, train, final evaluation); warmup 3 % of the budget;
     # `epochs` a cap. lr 1e-3, not the smoke's 3e-3: the cpu model is wider (128 vs 64), and at
     # 3e-3 a wide model learned far less (results/cpu/levers-2min-128x6-lr3e-3.json: 21 % vs 45 %
@@ -430,33 +447,6 @@ def with_overrides(cfg, **overrides):
     return _build(type(cfg), {**asdict(cfg), **overrides})
 
 
-def parse_overrides(pairs: list[str], *classes) -> list[dict]:
-    """Parse `["n_kv_head=4", "lr=3e-4"]` into one dict per class in `classes`, by field name.
-
-    Values are read as Python literals where they parse (`4`, `3e-4`, `True`, `None`) and kept as
-    strings otherwise (`lowrank=q`). A name that no class has raises `ValueError` listing them all.
-    """
-    out = [dict() for _ in classes]
-    names = [{f.name for f in fields(c)} for c in classes]
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set {pair!r}: write FIELD=VALUE, e.g. n_kv_head=4")
-        key, raw = pair.split("=", 1)
-        key = key.strip()
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        for d, valid in zip(out, names):
-            if key in valid:
-                d[key] = value
-                break
-        else:
-            all_names = sorted(set().union(*names))
-            raise ValueError(f"--set {key}: no such field; valid fields: {', '.join(all_names)}")
-    return out
-
-
 def to_dict(cfg) -> dict:
     """A JSON-ready dict of a config (for run records and cache keys)."""
     return asdict(cfg)
@@ -464,5 +454,4 @@ def to_dict(cfg) -> dict:
 
 __all__ = ["ViTConfig", "TrainConfig", "PRESETS", "SCALES", "NOTEBOOK_SCALES", "PRESET_SCALES",
            "get_config", "get_train_config", "planned_steps", "scale_model", "default_scale",
-           "with_overrides",
-           "parse_overrides", "to_dict"]
+           "with_overrides", "n_tokens", "to_dict"]

@@ -16,6 +16,7 @@ low-rank bottleneck (Wu, arXiv 2501.06220) change the projections' weights, not 
     attention_flops(65, 64)                  # {"projections": ..., "scores": ..., "total": ...}
     patch_cost(32, 4, n_embd=64)             # tokens and attention FLOPs for patch size 4
     count_params(cfg)                        # the parameters of ViT(cfg), closed form
+    count_flops(block, x)                    # FLOPs of block(x), counted by flop_counter
     flops_per_image(model)                   # {"total", "by_module"}, counted by flop_counter
     model_report(cfg)                        # parameters by part and forward FLOPs per image
     attention_breakdown(cfg)                 # one block's attention: parameters and FLOPs by part
@@ -28,19 +29,11 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .attention import Attention, explicit_attention
-from .config import ViTConfig
+from .config import ViTConfig, n_tokens
 from .model import ViT, eval_mode
 
 # ---- tokens and attention FLOPs ----------------------------------------------------------------
-
-
-def n_tokens(image_size: int, patch_size: int, n_cls: int = 1) -> int:
-    """Tokens attention sees, T: (image_size / patch_size)^2 patches plus `n_cls` class tokens.
-
-    Raises `ValueError` when `patch_size` does not divide `image_size`."""
-    if image_size % patch_size:
-        raise ValueError(f"patch_size={patch_size} must divide image_size={image_size}")
-    return (image_size // patch_size) ** 2 + n_cls
+# `n_tokens(image_size, patch_size, n_cls)`, T, is config's (`ViTConfig.n_tokens` reads it too).
 
 
 def attention_flops(n_tokens: int, n_embd: int, projection_weights: int | None = None) -> dict:
@@ -125,24 +118,47 @@ def attention_breakdown(cfg: ViTConfig) -> dict:
 
 # ---- FLOPs, counted ----------------------------------------------------------------------------
 
-def flops_per_image(model: nn.Module, image_size: int | None = None,
-                    backward: bool = False) -> dict:
-    """FLOPs of one image's forward (and, with `backward`, forward + backward) through `model` (a
-    `ViT`), measured with `torch.utils.flop_counter` in eval mode (restored after); attention runs
-    on its explicit path (`explicit_attention(model)`) so that every matmul is counted. Matmuls and
-    convolutions only. `image_size`: another side than the config's (learned or sin-cos positions
-    are interpolated to its grid: `tokens.TokenEmbed`). Returns {"total": int, "by_module": {module
-    name: int}}."""
-    cfg = getattr(model, "cfg", None)
-    size = image_size or cfg.image_size
-    p = next(model.parameters())
-    x = torch.zeros(1, cfg.in_chans if cfg else 3, size, size, device=p.device, dtype=p.dtype)
-    with eval_mode(model), explicit_attention(model), FlopCounterMode(display=False) as counter:
-        out = model(x)
+def _flop_counter(module: nn.Module, inputs: tuple, backward: bool) -> FlopCounterMode:
+    """`module(*inputs)` (and, with `backward`, the backward of its output's sum) under
+    `torch.utils.flop_counter`, in eval mode and on the explicit attention path (both restored
+    after; the gradients it made are cleared). Returns the counter."""
+    with eval_mode(module), explicit_attention(module), FlopCounterMode(display=False) as counter:
+        out = module(*inputs)
         if backward:
             out.sum().backward()
     if backward:
-        model.zero_grad(set_to_none=True)
+        module.zero_grad(set_to_none=True)
+    return counter
+
+
+def count_flops(module: nn.Module, *inputs: torch.Tensor, backward: bool = False) -> int:
+    """FLOPs of `module(*inputs)` (with `backward`: forward + backward of the output's sum), counted
+    by `torch.utils.flop_counter`: matmuls and convolutions only, a multiply-add as 2. The module
+    runs in eval mode with every `Attention` inside it (or itself) on its explicit path
+    (`attention.explicit_attention`), so that the scores and the weighted sum are matmuls the
+    counter sees; both are restored after.
+
+        count_flops(Block(cfg), torch.zeros(1, cfg.n_tokens, cfg.n_embd))   # one block, one image
+    """
+    return _flop_counter(module, inputs, backward).get_total_flops()
+
+
+def flops_per_image(model: nn.Module, image_size: int | None = None,
+                    backward: bool = False) -> dict:
+    """FLOPs of one image's forward (and, with `backward`, forward + backward) through `model` (a
+    `ViT`), counted as `count_flops` counts them (eval mode, explicit attention). `image_size`:
+    another side than the config's (learned or sin-cos positions are interpolated to its grid:
+    `tokens.TokenEmbed`). Returns {"total": int, "by_module": {module name: int}}.
+
+    Raises `ValueError` when `model` has no `cfg` (a `ViTConfig`) and no `image_size` is given."""
+    cfg = getattr(model, "cfg", None)
+    if image_size is None and cfg is None:
+        raise ValueError(f"flops_per_image: a {type(model).__name__} has no `cfg` to take the "
+                         "image size from; pass a poorvit ViT, or image_size=...")
+    size = image_size or cfg.image_size
+    p = next(model.parameters())
+    x = torch.zeros(1, cfg.in_chans if cfg else 3, size, size, device=p.device, dtype=p.dtype)
+    counter = _flop_counter(model, (x,), backward)
     by_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
     return {"total": counter.get_total_flops(), "by_module": by_module}
 
@@ -242,5 +258,5 @@ def attention_saved_bytes(model: ViT, images: torch.Tensor, explicit: bool = Fal
 
 
 __all__ = ["n_tokens", "attention_flops", "patch_cost", "count_params", "attention_breakdown",
-           "flops_per_image", "model_report", "train_flops", "mfu", "kv_cache_floats",
-           "attention_activation_bytes", "attention_saved_bytes"]
+           "count_flops", "flops_per_image", "model_report", "train_flops", "mfu",
+           "kv_cache_floats", "attention_activation_bytes", "attention_saved_bytes"]

@@ -28,6 +28,8 @@ import torch
 from torchvision.datasets.utils import (check_integrity, download_and_extract_archive,
                                         extract_archive)
 
+from .device import get_device
+
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 ARCHIVE = "cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -71,7 +73,7 @@ def default_root() -> Path:
 
 
 def load_cifar10(root: str | os.PathLike | None = None, download: bool = True) -> CIFAR10:
-    """Train and test images (uint8, N x 3 x 32 x 32), labels (int64) and class names.
+    """Train and test images (uint8, n x 3 x 32 x 32), labels (int64) and class names.
 
     Looks in `root/cifar-10-batches-bin/`; failing that extracts `root/cifar-10-binary.tar.gz`
     after verifying its MD5; failing that downloads the official archive (if `download`). Never
@@ -216,10 +218,11 @@ class DeviceLoader:
     * `rank`/`world`: under DistributedDataParallel each process builds the same global training
       batch (same random draws) and keeps its own slice, so the union over processes is exactly the
       single-process batch; evaluation gives each process every `world`-th image.
+    * `device`: None is `device.get_device`'s default (a GPU where there is one).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
-                 device: str | torch.device = "cpu", seed: int = 0,
+                 device: str | torch.device | None = None, seed: int = 0,
                  transform: Callable | None = None, subset: int = 0, repeats: int = 1,
                  rank: int = 0, world: int = 1, full_repeats: bool = False):
         if subset:
@@ -229,7 +232,7 @@ class DeviceLoader:
                              f"images; lower batch_size or raise train_subset")
         if train and batch_size % world:
             raise ValueError(f"batch_size={batch_size} must be divisible by the {world} processes")
-        self.device = torch.device(device)
+        self.device = get_device(device)
         self.x, self.y = images.to(self.device), labels.to(self.device)
         if not train and world > 1:
             self.x, self.y = self.x[rank::world], self.y[rank::world]

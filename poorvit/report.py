@@ -20,11 +20,13 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
+from .config import SCALES
 from .runs import config_hash, find_runs, run_key
 from .study import ACCURACY, RECIPE, ROWS, RUNTIME_LABEL, RUNTIME_S, fidelity_markdown
 from .sweep import baseline_configs, row_configs
 
-SCALE_ORDER = {"smoke": 0, "demo": 1, "paper": 2}
+# scales in the order of `config.SCALES` (smoke, demo, paper, cpu); records of any other last
+SCALE_ORDER = {name: i for i, name in enumerate(SCALES)}
 
 
 def identify(record: dict) -> tuple[str, str | None]:

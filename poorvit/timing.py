@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from .attention import explicit_attention
-from .augment import PerImage, TrainTransform
+from .augment import TrainTransform, per_image_loader
 from .config import TrainConfig, ViTConfig
 from .data import DeviceLoader
 from .device import device_name, get_device, synchronize
@@ -47,10 +47,10 @@ class Timer:
 
     Waits for the device's queued work on enter and on exit (`device.synchronize`; a no-op on the
     CPU), so that the time of the work inside the block is charged to it. `t.ms` is NaN until the
-    block has ended."""
+    block has ended. `device`: None is `device.get_device`'s default (a GPU where there is one)."""
 
-    def __init__(self, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
+    def __init__(self, device: str | torch.device | None = None):
+        self.device = get_device(device)
         self.ms = float("nan")
 
     def __enter__(self) -> Timer:
@@ -81,16 +81,16 @@ class BenchStep:
     The levers: `fused` / `foreach` (AdamW's implementation, see `optim.adamw_kind`; None: the
     package default), `attention` ("sdpa" fused kernels or "explicit" softmax(q k^T) v, through
     `attention.explicit_attention`), `loader` ("device": the device-resident `DeviceLoader`;
-    "dataloader": torchvision transforms image by image (`augment.PerImage`) in a
-    `torch.utils.data.DataLoader` with `workers` processes; batch mixing is left out there),
+    "dataloader": torchvision transforms image by image in a DataLoader with `workers` processes,
+    `augment.per_image_loader`; batch mixing is left out there),
     `channels_last` (memory format of the images and the patch conv), `train_cfg.precision` and
     `train_cfg.compile`. `model` replaces the `ViT(model_cfg)` (the benchmark passes timm's). Only
-    the first `n_images` of `images` (uint8 (N, 3, H, W)) and `labels` (N,) are used (default:
+    the first `n_images` of `images` (uint8 (n, 3, H, W)) and `labels` (n,) are used (default:
     enough for 4 batches). Raises ValueError on an unknown `attention` or `loader`.
     """
 
     def __init__(self, model_cfg: ViTConfig, train_cfg: TrainConfig, images: torch.Tensor,
-                 labels: torch.Tensor, device: torch.device | str = "cpu", *,
+                 labels: torch.Tensor, device: torch.device | str | None = None, *,
                  fused: bool | None = None, attention: str = "sdpa", foreach: bool | None = None,
                  loader: str = "device", channels_last: bool = False, workers: int = 0,
                  model: nn.Module | None = None, n_images: int | None = None):
@@ -118,10 +118,8 @@ class BenchStep:
             transform = TrainTransform.from_config(train_cfg, model_cfg.n_classes)
             return DeviceLoader(images[:n], labels[:n], self.batch_size, True, self.device,
                                 train_cfg.seed, transform)
-        return torch.utils.data.DataLoader(
-            PerImage(images[:n], labels[:n], train_cfg), batch_size=self.batch_size, shuffle=True,
-            drop_last=True, num_workers=workers, persistent_workers=workers > 0,
-            pin_memory=self.device.type == "cuda")
+        return per_image_loader(images[:n], labels[:n], train_cfg, self.batch_size, workers,
+                                pin_memory=self.device.type == "cuda")
 
     @property
     def model(self) -> nn.Module:
@@ -288,13 +286,21 @@ def top_operators(step: BenchStep, steps: int = 2, warmup: int = 1, n: int = 10)
             for e in events[:n]]
 
 
-def matmul_peak(device: torch.device | str = "cpu", dtype: torch.dtype | None = torch.float32,
-                n: int | None = None, repeats: int = 5) -> float:
+def matmul_size(device: torch.device | str | None = None) -> int:
+    """The side n of `matmul_peak`'s square matmuls: 8192 on a GPU, 2048 on a CPU (large enough to
+    reach the device's ceiling, small enough to time in about a second)."""
+    return 8192 if get_device(device).type == "cuda" else 2048
+
+
+def matmul_peak(device: torch.device | str | None = None,
+                dtype: torch.dtype | None = torch.float32, n: int | None = None,
+                repeats: int = 5) -> float:
     """FLOP/s of the fastest of `repeats` (n x n) @ (n x n) matmuls: 2 n^3 FLOPs each. A practical
-    ceiling for a model made of matmuls (n: 2048 on a CPU, 8192 on a GPU). `dtype`: the operands'
-    dtype; None is float32, so `device.PRECISIONS[precision]` can be passed as it is."""
-    device = torch.device(device)
-    n = n or (8192 if device.type == "cuda" else 2048)
+    ceiling for a model made of matmuls (n: `matmul_size(device)` unless given). `dtype`: the
+    operands' dtype; None is float32, so `device.PRECISIONS[precision]` can be passed as it is.
+    `device`: None is `device.get_device`'s default."""
+    device = get_device(device)
+    n = n or matmul_size(device)
     dtype = dtype or torch.float32
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
@@ -308,4 +314,4 @@ def matmul_peak(device: torch.device | str = "cpu", dtype: torch.dtype | None = 
 
 
 __all__ = ["Timer", "PHASES", "BenchStep", "StepTimes", "time_steps", "time_step",
-           "top_operators", "matmul_peak"]
+           "top_operators", "matmul_size", "matmul_peak"]

@@ -15,7 +15,7 @@ import poorvit.augment as A
 import poorvit.autoaugment as AA
 from poorvit.augment import (AutoAugment, PerImage, TrainTransform, apply_op, cifar10_policy,
                              cutmix, cutmix_box, mix_batch, mixup, op_magnitude, random_crop,
-                             random_erasing, random_flip)
+                             random_erasing)
 from poorvit.config import TrainConfig, get_train_config
 from poorvit.data import CIFAR10, MEAN, STD, DeviceLoader, load_cifar10, normalize
 from poorvit.study import study_augmentation
@@ -133,7 +133,8 @@ def test_every_op_keeps_shape_dtype_and_value_range():
     x = images(32)
     for name, out in [("crop", random_crop(x, 4, gen())),
                       ("crop+flip", random_crop(x, 4, gen(), flip=0.5)),
-                      ("flip", random_flip(x, gen())), ("autoaugment", AutoAugment()(x, gen()))]:
+                      ("flip", random_crop(x, 0, gen(), flip=0.5)),
+                      ("autoaugment", AutoAugment()(x, gen()))]:
         assert out.shape == x.shape and out.dtype == torch.uint8, name
     xf = normalize(x)
     lo, hi = xf.amin(), xf.amax()
@@ -320,6 +321,23 @@ def test_per_image_pipeline_is_torchvisions():
     assert xi.shape == x.shape[1:] and xi.dtype == torch.float32 and yi == 3
     lo, hi = (0 - max(MEAN)) / min(STD), (1 - min(MEAN)) / min(STD)
     assert lo - 1e-5 <= xi.min() and xi.max() <= hi + 1e-5
+
+
+def test_per_image_loader_mixes_batches_only_when_asked():
+    """`per_image_loader`: drop-last batches of `PerImage`; `mix=True` adds the recipe's
+    Mixup/CutMix (soft targets on the mixed batches, every batch at mix_prob 1), none without
+    it or when the recipe has no mixing."""
+    x, y = images(40), torch.arange(40) % 10
+    mixing = get_train_config("paper", mix_prob=1.0)
+    plain = A.per_image_loader(x, y, mixing, 16)
+    assert len(plain) == 2 and all(t.shape == (16,) for _, t in plain)
+    mixed = A.per_image_loader(x, y, mixing, 16, n_classes=10, mix=True)
+    assert len(mixed) == 2
+    for xb, t in mixed:
+        assert xb.shape == (16, 3, 32, 32) and t.shape == (16, 10)
+        torch.testing.assert_close(t.sum(1), torch.ones(16))
+    unmixed = get_train_config("paper", mixup_alpha=0.0, cutmix_alpha=0.0)
+    assert all(t.shape == (16,) for _, t in A.per_image_loader(x, y, unmixed, 16, mix=True))
 
 
 def test_train_runs_the_study_pipeline(tmp_path):

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from poorvit.config import NOTEBOOK_SCALES, get_config, get_train_config
+from poorvit.config import NOTEBOOK_SCALES, SCALES, get_config, get_train_config
 from poorvit.cost import flops_per_image
 from poorvit.course import ch09_profiling as ch
 from poorvit.course.exercises import ExerciseError, check
@@ -26,8 +26,14 @@ def images():
 
 
 def test_every_notebook_scale_has_a_plan():
-    assert set(ch.PLANS) == set(NOTEBOOK_SCALES)
-    assert all({"batch_size", "steps", "warmup", "compile"} <= set(p) for p in ch.PLANS.values())
+    """The plan lives in `config.SCALES` (one table of scales): every scale a notebook runs at has
+    one, the others none, and `plan` refuses them in words."""
+    plans = {name: s["profile"] for name, s in SCALES.items() if "profile" in s}
+    assert set(plans) == set(NOTEBOOK_SCALES)
+    assert all({"batch_size", "steps", "warmup", "compile"} <= set(p) for p in plans.values())
+    assert all(ch.plan(name) == p for name, p in plans.items())
+    with pytest.raises(ValueError, match="chapter 9 runs at smoke"):
+        ch.plan("cpu")
 
 
 def test_each_lever_changes_one_thing_and_compile_only_when_asked():

@@ -75,6 +75,37 @@ def test_flop_arithmetic():
     assert train_flops(get_config("paper"), 1) == 3 * f["total"] - conv
 
 
+def test_count_flops_is_the_counter_on_the_explicit_path_in_eval_mode():
+    """`count_flops` of any module: flop_counter's total with every attention explicit (the scores
+    counted), the module's train mode and attention path given back; backward adds the gradients'
+    matmuls and leaves no gradient behind."""
+    from poorvit.cost import count_flops
+    from poorvit.model import Block
+
+    cfg = get_config("micro")
+    block = Block(cfg).train()
+    x = torch.zeros(1, cfg.n_tokens, cfg.n_embd)
+    with explicit_attention(block), FlopCounterMode(display=False) as counter:
+        block(x)
+    fused = count_flops(block, x)
+    assert fused == counter.get_total_flops() > 0
+    assert block.training and not block.attn.explicit
+    both = count_flops(block, x, backward=True)
+    assert both > 2 * fused and all(p.grad is None for p in block.parameters())
+    model = ViT(cfg)
+    assert count_flops(model, torch.zeros(1, 3, 32, 32)) == flops_per_image(model)["total"]
+
+
+def test_flops_per_image_needs_an_image_size():
+    """A module without a `cfg` and no `image_size`: a ValueError that says what to pass (not an
+    AttributeError); with `image_size` it counts."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 4, 4), torch.nn.Flatten(),
+                              torch.nn.Linear(8 * 8 * 8, 10))
+    with pytest.raises(ValueError, match="image_size="):
+        flops_per_image(net)
+    assert flops_per_image(net, image_size=32)["total"] == 2 * 64 * 48 * 8 + 2 * 512 * 10
+
+
 # ---- parameters ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("over", MICRO_VARIANTS)

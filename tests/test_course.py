@@ -37,8 +37,3 @@ def test_every_notebook_scale_passes():
         check_scale(scale)
     assert "cpu" in SCALES and "cpu" not in NOTEBOOK_SCALES
 
-
-def test_chapter_9_has_a_plan_for_every_notebook_scale():
-    from poorvit.course.ch09_profiling import PLANS
-
-    assert set(PLANS) == set(NOTEBOOK_SCALES)

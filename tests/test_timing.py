@@ -174,6 +174,8 @@ def test_matmul_peak_and_the_study_step_in_these_phases():
     `poorvit.study`; here the ceiling they are measured against, and the study's step split into
     this module's phases."""
     assert matmul_peak("cpu", n=64, repeats=2) > 0
+    from poorvit.timing import matmul_size
+    assert matmul_size("cpu") == 2048                       # the side the matmul bench prints
     assert matmul_peak("cpu", PRECISIONS["fp32"], n=64, repeats=2) > 0     # None: float32
     assert list(study_breakdown()) == list(PHASES)
 

@@ -33,28 +33,19 @@ def _timed_pass(batches, device) -> float:
     return t.ms / 1e3
 
 
-def _load() -> str:
+def load_average() -> str:
+    """The machine's load ("load average 1.02 0.98 0.75"), printed before and after a benchmark."""
     try:
         return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         return "load average unknown"
 
 
-def _batch_mix(cfg):
-    """The recipe's batch-level Mixup/CutMix as torchvision v2 transforms, None when it has none."""
-    from torchvision.transforms import v2
-    mixers = [cls(alpha=a, num_classes=10)
-              for cls, a in ((v2.MixUp, cfg.mixup_alpha), (v2.CutMix, cfg.cutmix_alpha)) if a > 0]
-    if not mixers or cfg.mix_prob <= 0:
-        return None
-    return v2.RandomApply([v2.RandomChoice(mixers)], p=cfg.mix_prob)
-
-
 @bench("loader")
 def loader_bench(args) -> dict:
     """The study's full training augmentation (crop, flip, AutoAugment CIFAR-10, normalize, random
     erasing, Mixup/CutMix), as device-resident batches vs torchvision's per-image pipeline
-    (`augment.PerImage`) in a DataLoader.
+    in a DataLoader (`augment.per_image_loader`).
 
     Both run the same ops on the same images, with the same core budget (DataLoader workers = CPU
     cores; the device path runs in the main process with torch's threads), interleaved `--repeats`
@@ -63,7 +54,7 @@ def loader_bench(args) -> dict:
     """
     import torch
 
-    from ..augment import PerImage, TrainTransform
+    from ..augment import TrainTransform, per_image_loader
     from ..config import get_train_config
     from ..data import DeviceLoader, load_cifar10
     from ..device import get_device
@@ -72,24 +63,19 @@ def loader_bench(args) -> dict:
     n, bs = args.images, 256
     cfg = get_train_config(args.scale or "paper")
     device = get_device(args.device)
-    transform = TrainTransform.from_config(cfg)
+    transform = TrainTransform.from_config(cfg, len(data.classes))
     ours = DeviceLoader(data.train_x[:n], data.train_y[:n], bs, True, device, transform=transform)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    dl = torch.utils.data.DataLoader(PerImage(data.train_x[:n], data.train_y[:n], cfg),
-                                     batch_size=bs, shuffle=True, num_workers=workers,
-                                     drop_last=True, persistent_workers=workers > 0)
-    mix = _batch_mix(cfg)
-
-    def per_image_batches():     # batch-level mixing in the main process, as in timm / the study
-        for x, y in dl:
-            yield mix(x, y) if mix is not None else (x, y)
+    # batch-level mixing in the main process, as in timm / the study
+    dl = per_image_loader(data.train_x[:n], data.train_y[:n], cfg, bs, workers, len(data.classes),
+                          mix=True)
 
     print(f"pipeline: {transform}")
-    print(f"{n:,} images of {data.label} per pass, batch {bs}; {_load()} before")
+    print(f"{n:,} images of {data.label} per pass, batch {bs}; {load_average()} before")
     best = {"device": math.inf, "per_image": math.inf}
     for r in range(args.repeats + 1):    # pass 0 warms both up (workers, allocator), not counted
         t_ours = _timed_pass(iter(ours), device)
-        t_theirs = _timed_pass(per_image_batches(), torch.device("cpu"))
+        t_theirs = _timed_pass(iter(dl), torch.device("cpu"))
         if r:
             best["device"] = min(best["device"], t_ours)
             best["per_image"] = min(best["per_image"], t_theirs)
@@ -99,7 +85,7 @@ def loader_bench(args) -> dict:
     print(f"torchvision per-image pipeline, DataLoader with {workers} workers:  "
           f"{rate_theirs:10,.0f} images/s")
     print(f"ratio: {rate_ours / rate_theirs:.1f}x  (best of {args.repeats} interleaved passes "
-          f"each; {_load()} after)")
+          f"each; {load_average()} after)")
     return {"device_loader": rate_ours, "per_image_dataloader": rate_theirs,
             "ratio": rate_ours / rate_theirs}
 
@@ -159,7 +145,7 @@ def _step_report(args, cfg, device, best: dict, med: dict) -> dict:
     achieved = flops / best["poorvit"]
     print(f"poorvit step: {flops / 1e9:.1f} GFLOP (forward + backward), {achieved / 1e9:.1f} "
           f"GFLOP/s achieved; the device's float32 matmul peak: {peak / 1e9:.1f} GFLOP/s; "
-          f"utilisation {100 * mfu(flops, best['poorvit'], peak):.0f} %; {_load()} after")
+          f"utilisation {100 * mfu(flops, best['poorvit'], peak):.0f} %; {load_average()} after")
     return {"poorvit_images_per_s": args.batch / best["poorvit"],
             "timm_images_per_s": args.batch / best["timm"], "ratio": ratio,
             "ratio_median": ratio_med, "gflops_per_s": achieved / 1e9,
@@ -200,7 +186,7 @@ def step_bench(args) -> dict:
           f"on {device_name(device)}")
     same = "equal" if params["poorvit"] == params["timm"] else "NOT EQUAL"
     print(f"parameters: poorvit {params['poorvit']:,}, timm {params['timm']:,}"
-          f" ({same}); {_load()} before")
+          f" ({same}); {load_average()} before")
     times = {k: [] for k in steps}
     for r in range(args.repeats + 1):
         for name, step in steps.items():
@@ -222,15 +208,15 @@ def matmul_bench(args) -> dict:
     import torch
 
     from ..device import PRECISIONS, device_name, fast_precisions, get_device
-    from ..timing import matmul_peak
+    from ..timing import matmul_peak, matmul_size
     device = get_device(args.device)
     out = {}
+    n = matmul_size(device)
     for p in fast_precisions(device):
-        out[p] = matmul_peak(device, PRECISIONS[p] or torch.float32) / 1e9
-        n = 8192 if device.type == "cuda" else 2048
+        out[p] = matmul_peak(device, PRECISIONS[p] or torch.float32, n) / 1e9
         print(f"matmul {n}x{n} @ {n}x{n}, {p}: {out[p]:10,.1f} GFLOP/s on {device_name(device)} "
               f"(best of 5)")
-    print(f"matmul: {_load()}")
+    print(f"matmul: {load_average()}")
     return out
 
 
@@ -244,7 +230,7 @@ def compile_bench(args) -> dict:
     device = get_device(args.device)
     precision = "bf16" if device.type == "cuda" and "bf16" in fast_precisions(device) else "fp32"
     print(f"compile: paper preset, batch {args.batch}, {precision}, on {device_name(device)}; "
-          f"{_load()} before")
+          f"{load_average()} before")
     out = {}
     for compiled in (False, True):
         _, cfg, train_cfg, data = _step_setup(args, precision, compiled)
@@ -258,163 +244,7 @@ def compile_bench(args) -> dict:
               f"(first step {first.ms / 1e3:.1f} s)")
         del step
     print(f"speed-up from compiling: {out['eager'] / out['torch.compile']:.2f}x; "
-          f"{_load()} after")
-    return out
-
-
-# ---- the CPU recipe: test accuracy after a wall-clock budget on this machine's cores -----------
-
-def _fresh_run(model_cfg, train_cfg, data, device, **kwargs):
-    """`train()` from scratch into a throwaway folder: never from the run cache, nothing left."""
-    import tempfile
-
-    from ..train import train
-    with tempfile.TemporaryDirectory() as out:
-        return train(model_cfg, train_cfg, data, out=out, cache=False, device=device, **kwargs)
-
-
-def _save_record(run_, train_cfg, seed: int, folder: str) -> None:
-    """Write a cpu-recipe run's record (JSON, no weights) into `folder` (`--save`)."""
-    from ..runs import write_json
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    commit = (run_.record.get("commit") or "nogit")[:12]
-    path = Path(folder) / f"cpu-{train_cfg.minutes:g}min-s{seed}-{commit}.json"
-    write_json(run_.record, path)
-    print(f"cpu-recipe: record written to {path}")
-
-
-@bench("cpu-recipe")
-def cpu_recipe_bench(args) -> dict:
-    """The CPU recipe (`python -m poorvit train --preset cpu`) from scratch, once per seed in
-    `--seeds`, on its wall-clock budget (`--minutes`, default the recipe's 10): the full-test
-    accuracy and the wall time of each run (model build, training, evaluation), then their mean
-    and standard deviation. Not part of `all`."""
-    from ..config import get_config, get_train_config
-    from ..data import load_cifar10
-    from ..device import device_name, get_device
-    from ..report import mean_std
-    if args.what == "all":
-        print("cpu-recipe: skipped by `all` (minutes per seed); "
-              "run `python -m poorvit bench cpu-recipe`")
-        return {}
-    device = get_device(args.device or "cpu")
-    over = {} if args.minutes is None else {"minutes": args.minutes}
-    seeds = [int(s) for s in args.seeds.split(",")]
-    data = load_cifar10()
-    accs, secs = [], []
-    for seed in seeds:
-        model_cfg, train_cfg = get_config("cpu"), get_train_config("cpu", seed=seed, **over)
-        print(f"cpu-recipe: seed {seed}, {train_cfg.minutes:g} minutes on {device_name(device)}; "
-              f"{_load()} before")
-        run_ = _fresh_run(model_cfg, train_cfg, data, device)
-        if args.save:
-            _save_record(run_, train_cfg, seed, args.save)
-        accs.append(run_.final_acc)
-        secs.append(run_.record["seconds"])
-        print(f"cpu-recipe: seed {seed}: test acc {100 * run_.final_acc:.2f} %  wall "
-              f"{run_.record['seconds']:.0f} s  ({run_.record['steps']} steps, "
-              f"{run_.record['epochs_run']} epochs); {_load()} after")
-    mean, sd = mean_std(accs)
-    spread = f" ± {100 * sd:.2f} % (mean ± std)" if sd is not None else " % (one seed: no spread)"
-    print(f"cpu-recipe: {len(seeds)} seed(s): test acc {100 * mean:.2f}{spread}, wall "
-          f"{max(secs):.0f} s at most, {data.label}")
-    return {"acc": accs, "seconds": secs, "mean": mean, "std": sd}
-
-
-# Each lever changes one thing of the CPU recipe: (name, model overrides, training overrides).
-CPU_LEVERS = [
-    ("the recipe", {}, {}),
-    ("the recipe, another seed (the noise)", {}, dict(seed=1)),
-    ("the previous recipe's model: 96 wide, every token, a class token",
-     dict(n_embd=96, n_head=3, patch_drop=0.0, n_cls=1, cls_head="concat"), {}),
-    ("every token: no patch dropout", dict(patch_drop=0.0), {}),
-    ("a class token instead of average pooling", dict(n_cls=1, cls_head="concat"), {}),
-    ("random crops (pad 4) as well as flips", {}, dict(crop_pad=4)),
-    ("overlapping patches: 8 x 8 windows", dict(patch_kernel=8), {}),
-    ("wider: 192 wide, 6 heads", dict(n_embd=192, n_head=6), {}),
-    ("deeper: 6 blocks", dict(n_layer=6), {}),
-    ("larger batch: 128", {}, dict(batch_size=128)),
-    ("higher lr: 2e-3", {}, dict(lr=2e-3)),
-    ("Lion (lr 3e-4, wd 0.5)", {}, dict(optimizer="lion", lr=3e-4, weight_decay=0.5)),
-    ("no label smoothing", {}, dict(label_smoothing=0.0)),
-    ("no whitening init", {}, dict(whiten="off")),
-    ("no augmentation (no flip either)", {}, dict(flip=False)),
-    ("bfloat16 autocast", {}, dict(precision="bf16")),
-    ("fewer tokens: patch 8", dict(patch_size=8), {}),
-    ("torch.compile", {}, dict(compile=True)),
-    ("one thread instead of all cores", {}, dict(threads=1)),
-]
-
-
-def _lever_row(lever, data, device, seed: int, minutes: float) -> dict:
-    """Train one lever of `CPU_LEVERS` from scratch on the budget: its row of the table, or its
-    error (one lever failing, say no compiler for torch.compile, is a result too)."""
-    import torch
-
-    from ..config import get_config, get_train_config
-    name, model_over, train_over = lever
-    changes = ", ".join(f"{k}={v}" for k, v in {**model_over, **train_over}.items()) or "-"
-    train_over = dict(train_over)
-    threads, all_threads = train_over.pop("threads", None), torch.get_num_threads()  # no field
-    model_cfg = get_config("cpu", **model_over)
-    train_cfg = get_train_config("cpu", **{"seed": seed, "minutes": minutes, **train_over})
-    before = _load()
-    try:
-        if threads:
-            torch.set_num_threads(threads)
-        run_ = _fresh_run(model_cfg, train_cfg, data, device, progress=None)
-    except Exception as err:
-        error = f"{type(err).__name__}: {str(err)[:200]}"
-        print(f"cpu-levers: {name:40s} failed: {error}", flush=True)
-        return {"lever": name, "changes": changes, "error": error}
-    finally:
-        torch.set_num_threads(all_threads)
-    rec = run_.record
-    row = {"lever": name, "changes": changes,
-           "test acc %": round(100 * run_.final_acc, 2), "steps": rec["steps"],
-           "epochs": round(rec["steps"] * train_cfg.batch_size / len(data.train_y), 2),
-           "params": rec["params"], "wall s": round(rec["seconds"], 1),
-           "load before": before.split()[-3]}
-    print(f"cpu-levers: {name:40s} test acc {100 * run_.final_acc:6.2f} %  "
-          f"{rec['steps']:6d} steps  {row['epochs']:5.2f} epochs  {rec['seconds']:4.0f} s; "
-          f"{before}", flush=True)
-    return row
-
-
-@bench("cpu-levers")
-def cpu_levers_bench(args) -> dict:
-    """Each lever of the CPU recipe (`CPU_LEVERS`: one change each) trained from scratch with the
-    same seed on the same wall-clock budget (`--minutes`, default 2), one after the other: the
-    full-test accuracy, steps and epochs each reached. `--save FILE.json` keeps the table with its
-    machine, load and commit. Not part of `all`."""
-    from dataclasses import asdict
-
-    import torch
-
-    from ..config import get_config, get_train_config
-    from ..data import load_cifar10
-    from ..device import device_name, get_device
-    from ..runs import git_commit, write_json
-    if args.what == "all":
-        print("cpu-levers: skipped by `all` (minutes per lever); "
-              "run `python -m poorvit bench cpu-levers`")
-        return {}
-    device = get_device(args.device or "cpu")
-    minutes = args.minutes or 2.0
-    seed = int(args.seeds.split(",")[0])
-    data = load_cifar10()
-    only = set(args.levers.split(",")) if args.levers else None
-    rows = [_lever_row(lever, data, device, seed, minutes) for i, lever in enumerate(CPU_LEVERS)
-            if only is None or str(i) in only]
-    out = {"benchmark": f"python -m poorvit bench cpu-levers --minutes {minutes:g} --seeds {seed}",
-           "minutes": minutes, "seed": seed, "model": asdict(get_config("cpu")),
-           "train": asdict(get_train_config("cpu", seed=seed, minutes=minutes)),
-           "device_name": device_name(device), "threads": torch.get_num_threads(),
-           "dataset": data.label, "commit": git_commit(), "torch": torch.__version__, "rows": rows}
-    if args.save:
-        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        write_json(out, Path(args.save))
-        print(f"cpu-levers: table written to {args.save}")
+          f"{load_average()} after")
     return out
 
 
@@ -561,7 +391,9 @@ def gpu_bench(args) -> dict:
 
 
 def add_parser(sub) -> None:
-    """Register `bench`: measure speed (each benchmark of `BENCHES`, or all)."""
+    """Register `bench`: measure speed (each benchmark of `BENCHES`, or all; `cpu_recipe` adds the
+    CPU recipe's two)."""
+    from . import cpu_recipe  # noqa: F401  (registers cpu-recipe and cpu-levers)
     p = sub.add_parser("bench", help="measure speed: " + ", ".join(BENCHES))
     p.add_argument("what", choices=list(BENCHES) + ["all"])
     p.add_argument("--scale", default=None,
@@ -606,4 +438,4 @@ def run(args) -> int:
     return 1 if getattr(args, "failed", False) else 0
 
 
-__all__ = ["BENCHES", "CPU_LEVERS", "timm_vit", "add_parser", "run"]
+__all__ = ["BENCHES", "bench", "load_average", "timm_vit", "add_parser", "run"]

@@ -13,9 +13,9 @@ import argparse
 import subprocess
 import sys
 
-from ..config import (SCALES, TrainConfig, ViTConfig, get_config, get_train_config,
-                      parse_overrides, scale_model)
+from ..config import SCALES, TrainConfig, ViTConfig, get_config, get_train_config, scale_model
 from ..study import SWEEPS
+from .train import parse_overrides
 
 
 def add_parser(sub) -> None:
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--scale", default=None, choices=list(SCALES),
                    help="smoke, demo or paper (default: POORVIT_SCALE, else demo with CUDA, "
                         "else smoke)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 (default 1)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0 .. n-1 (default 1)")
     p.add_argument("--out", default="runs", help="folder for the run folders (default: runs)")
     p.add_argument("--preset", default=None,
                    help="a model preset as the baseline instead of the scale's")

@@ -11,11 +11,13 @@ run, or resumes an interrupted one from its last checkpoint (`--fresh` starts ov
 from __future__ import annotations
 
 import argparse
+import ast
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from ..config import (PRESET_SCALES, PRESETS, SCALES, TrainConfig, ViTConfig, get_config,
-                      get_train_config, parse_overrides)
+                      get_train_config)
 
 
 def add_parser(sub) -> None:
@@ -50,6 +52,33 @@ def add_parser(sub) -> None:
     p.add_argument("--bar", action="store_true",
                    help="show a progress bar over steps instead of a line per epoch")
     p.set_defaults(func=run)
+
+
+def parse_overrides(pairs: list[str], *classes) -> list[dict]:
+    """Parse `["n_kv_head=4", "lr=3e-4"]` into one dict per class in `classes`, by field name.
+
+    Values are read as Python literals where they parse (`4`, `3e-4`, `True`, `None`) and kept as
+    strings otherwise (`lowrank=q`). A name that no class has raises `ValueError` listing them all.
+    """
+    out = [dict() for _ in classes]
+    names = [{f.name for f in fields(c)} for c in classes]
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set {pair!r}: write FIELD=VALUE, e.g. n_kv_head=4")
+        key, raw = pair.split("=", 1)
+        key = key.strip()
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        for d, valid in zip(out, names):
+            if key in valid:
+                d[key] = value
+                break
+        else:
+            all_names = sorted(set().union(*names))
+            raise ValueError(f"--set {key}: no such field; valid fields: {', '.join(all_names)}")
+    return out
 
 
 def configs(args) -> tuple[ViTConfig, TrainConfig]:
@@ -103,4 +132,4 @@ def _resume_hint(ckpt: Path) -> str:
             f"(--fresh starts over)")
 
 
-__all__ = ["add_parser", "configs", "run"]
+__all__ = ["add_parser", "parse_overrides", "configs", "run"]

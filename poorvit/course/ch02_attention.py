@@ -13,11 +13,11 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from ..attention import Attention, explicit_attention
+from ..attention import Attention
 from ..config import get_config
-from ..cost import attention_flops
+from ..cost import attention_flops, count_flops
+from ..device import get_device
 from ..timing import Timer
 from .exercises import ExerciseError, exercise, expect_close
 from .plots import attention_on_image
@@ -122,28 +122,27 @@ def softmax_saturation(head_dims=(4, 8, 16, 32, 64, 128, 256, 512), n_tokens: in
 
 @torch.no_grad()
 def measure_attention(n_tokens: int, n_embd: int, n_head: int, repeats: int = 5, batch: int = 1,
-                      device: str | torch.device = "cpu", seed: int = 0) -> dict:
+                      device: str | torch.device | None = None, seed: int = 0) -> dict:
     """One `Attention` layer on random tokens (batch, n_tokens, n_embd): its FLOPs per image,
-    counted by `flop_counter` on the explicit path, and its seconds per image on the fast path, the
-    fastest of `repeats` timed forward passes (the one least disturbed by other work on the
-    machine)."""
-    device = torch.device(device)
+    counted by `cost.count_flops` on the explicit path, and its seconds per image on the fast path,
+    the fastest of `repeats` timed forward passes (the one least disturbed by other work on the
+    machine). `device`: None is `device.get_device`'s default."""
+    device = get_device(device)
     torch.manual_seed(seed)
     attn = Attention(get_config("micro", n_embd=n_embd, n_head=n_head)).to(device).eval()
     x = torch.randn(batch, n_tokens, n_embd, device=device)
-    with explicit_attention(attn), FlopCounterMode(display=False) as counter:
-        attn(x[:1])  # one image: the T x T maps of a batch are big
+    flops = count_flops(attn, x[:1])  # one image: the T x T maps of a batch are big
     attn(x)                                               # warm-up
     times = []
     for _ in range(repeats):
         with Timer(device) as t:
             attn(x)
         times.append(t.ms / 1e3)
-    return {"tokens": n_tokens, "flops": counter.get_total_flops(), "seconds": min(times) / batch}
+    return {"tokens": n_tokens, "flops": flops, "seconds": min(times) / batch}
 
 
 def attention_scaling(token_counts, n_embd: int, n_head: int, repeats: int = 5, batch: int = 1,
-                      device: str | torch.device = "cpu") -> list[dict]:
+                      device: str | torch.device | None = None) -> list[dict]:
     """`measure_attention` at each token count, with the formula's FLOPs beside the measured
     ones."""
     rows = []

@@ -56,11 +56,11 @@ def variant_overrides(cfg: ViTConfig, rank: int | None = None) -> dict[str, dict
 
 
 def step_time_ms(cfg: ViTConfig, batch_size: int = 32, steps: int = 3, warmup: int = 1,
-                 device: str | torch.device = "cpu") -> float:
+                 device: str | torch.device | None = None) -> float:
     """Milliseconds of one training step's forward, backward and AdamW update on random images (the
     data phase left out), timed with chapter 9's `timing.BenchStep` in the precision `train()` would
-    use on `device` (float32 on a CPU, bfloat16/float16 autocast on a GPU): medians over `steps`
-    after `warmup`."""
+    use on `device` (float32 on a CPU, bfloat16/float16 autocast on a GPU; None: the default device,
+    `device.get_device`): medians over `steps` after `warmup`."""
     from ..config import get_train_config
     from ..timing import BenchStep, time_step
 

@@ -1,11 +1,11 @@
-"""Chapter 9, profiling a training step: how much to measure at each scale (`PLANS`), the settings
+"""Chapter 9, profiling a training step: how much to measure at each scale (`plan`), the settings
 the chapter compares (`levers`) and their measurement (`measure_levers`, `lever_table`), the phases
 of a step and the speed-ups drawn (`phase_bars`, `speedup_bars`, `lever_explorer`), and the
 `profiling/*` exercise checks. The timing itself is the library's (`poorvit.timing`: `Timer`,
 `BenchStep`, `time_steps`, `matmul_peak`), as are the counts (`poorvit.cost.train_flops`, `mfu`).
 
     from poorvit.course import ch09_profiling as ch
-    plan = ch.PLANS[course.scale]
+    plan = ch.plan(course.scale)
     times = ch.measure_levers(cfg, train_cfg, data.train_x, data.train_y, device,
                               plan["batch_size"])
     ch.lever_table(times, cfg, peaks)
@@ -19,21 +19,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..config import TrainConfig, ViTConfig, with_overrides
+from ..config import NOTEBOOK_SCALES, SCALES, TrainConfig, ViTConfig, with_overrides
 from ..cost import mfu, train_flops
 from ..device import fast_precisions
 from ..timing import BenchStep, StepTimes, time_steps
 from .exercises import ExerciseError, as_int, exercise
 from .widgets import explorer
 
-# How much to measure at each scale a chapter runs at (`config.NOTEBOOK_SCALES`): the `paper` model
-# at a batch a CPU steps in well under a second at `smoke`; the study's batch of 256 on a GPU.
-# `compile`: include torch.compile (tens of seconds to compile).
-PLANS = {
-    "smoke": dict(batch_size=32, steps=3, warmup=1, compile=False),
-    "demo": dict(batch_size=256, steps=10, warmup=3, compile=True),
-    "paper": dict(batch_size=256, steps=30, warmup=5, compile=True),
-}
+
+def plan(scale: str) -> dict:
+    """How much the chapter measures at `scale` (a scale of `config.NOTEBOOK_SCALES`): its
+    "profile" in `config.SCALES`, {"batch_size", "steps", "warmup", "compile"} (`compile`: include
+    torch.compile, tens of seconds to compile). Raises ValueError for a scale chapters do not
+    take."""
+    if "profile" not in SCALES.get(scale, {}):
+        raise ValueError(f"scale {scale!r} has no profiling plan: chapter 9 runs at "
+                         f"{', '.join(NOTEBOOK_SCALES)}")
+    return dict(SCALES[scale]["profile"])
 
 
 # ---- the levers ----------------------------------------------------------------------------------
@@ -200,18 +202,14 @@ def lever_explorer(times: list, per_image: bool = True) -> W.Widget:
 def _check_block_flops(fn) -> str:
     """fn(n_tokens, n_embd, mlp_hidden) -> forward FLOPs of one pre-norm transformer block on one
     image."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ..attention import explicit_attention
     from ..config import get_config
+    from ..cost import count_flops
     from ..model import Block
 
     for T, C, H, hidden in ((65, 192, 12, 384), (17, 64, 4, 128), (257, 32, 2, 128),
                             (5, 48, 3, 48)):
         block = Block(get_config("micro", n_embd=C, n_head=H, mlp_ratio=hidden / C))
-        with explicit_attention(block), FlopCounterMode(display=False) as counter:
-            block(torch.zeros(1, T, C))
-        want = counter.get_total_flops()
+        want = count_flops(block, torch.zeros(1, T, C))
         got = as_int(fn(T, C, hidden), f"block FLOPs for n_tokens={T}, n_embd={C}")
         if got != want:
             raise ExerciseError(f"n_tokens={T}, n_embd={C}, mlp_hidden={hidden}: flop_counter "
@@ -258,5 +256,5 @@ def _check_amdahl(fn) -> str:
     return "right: a phase that takes a fraction f of the step caps the speed-up at 1 / (1 - f)"
 
 
-__all__ = ["PLANS", "levers", "measure_levers", "lever_table", "PHASE_COLORS", "phase_bars",
+__all__ = ["plan", "levers", "measure_levers", "lever_table", "PHASE_COLORS", "phase_bars",
            "speedup_bars", "lever_explorer"]

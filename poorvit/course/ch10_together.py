@@ -1,12 +1,38 @@
-"""Chapter 10, putting it together: the `together/*` exercise checks (a study row, the mean ± std
-rule over seeds, the one GQA rule). Everything else the chapter runs is the library's:
-`poorvit.study` (the rows and the recipe), `poorvit.sweep` and `poorvit.report`.
+"""Chapter 10, putting it together: the explorer of the swept rows' training curves
+(`row_explorer`) and the `together/*` exercise checks (a study row, the mean ± std rule over seeds,
+the one GQA rule). Everything else the chapter runs is the library's: `poorvit.study` (the rows and
+the recipe), `poorvit.sweep` and `poorvit.report`.
+
+    from poorvit.course import ch10_together as ch
+    histories = {rec["sweep"]["row"]: rec["history"] for rec in records}
+    ch.row_explorer(histories, ["baseline", "whitening", "lowrank_q"])
 """
 from __future__ import annotations
 
+import ipywidgets as W
+import matplotlib.pyplot as plt
 import torch
 
 from .exercises import ExerciseError, as_float, as_int, exercise
+from .plots import curves
+from .widgets import explorer
+
+
+# ---- the rows, explored --------------------------------------------------------------------------
+
+def row_explorer(histories: dict[str, list], rows=None, baseline: str = "baseline") -> W.Widget:
+    """Pick a row of the sweep: its training loss and test accuracy per epoch next to the
+    baseline's (`plots.curves`). `histories`: {row name: a run record's "history"}; `rows`: the
+    rows to offer, in this order (default: those of `histories`), the baseline left out."""
+    def draw(row):
+        curves({baseline: histories[baseline], row: histories[row]}, keys=("loss", "test_acc"))
+        plt.show()
+
+    options = [n for n in (histories if rows is None else rows) if n != baseline]
+    return explorer(draw, row=W.Dropdown(options=options, description="row"))
+
+
+# ---- exercise checks ("together/...") ------------------------------------------------------------
 
 
 @exercise("together/row",
@@ -83,4 +109,4 @@ def _check_together_kv_heads(fn) -> str:
     return "your translation keeps MHA, GQA and MQA rows what they are on any number of heads"
 
 
-__all__: list[str] = []
+__all__ = ["row_explorer"]

@@ -1,0 +1,172 @@
+"""The CPU recipe's benchmarks (`python -m poorvit bench cpu-recipe`, `bench cpu-levers`): test
+accuracy after a wall-clock budget on this machine's cores.
+
+    python -m poorvit bench cpu-recipe --seeds 0,1,2 --save results/cpu   # the recipe, three seeds
+    python -m poorvit bench cpu-levers --minutes 2                        # one change at a time
+
+Both train from scratch into a throwaway folder (never from the run cache) and print each run's
+accuracy with the machine's load; results/cpu/README.md holds what they measured. Registered in
+`bench.BENCHES` when the `bench` command's parser is built; neither runs under `bench all`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .bench import bench, load_average
+
+
+def _fresh_run(model_cfg, train_cfg, data, device, **kwargs):
+    """`train()` from scratch into a throwaway folder: never from the run cache, nothing left."""
+    import tempfile
+
+    from ..train import train
+    with tempfile.TemporaryDirectory() as out:
+        return train(model_cfg, train_cfg, data, out=out, cache=False, device=device, **kwargs)
+
+
+def _save_record(run_, train_cfg, seed: int, folder: str) -> None:
+    """Write a cpu-recipe run's record (JSON, no weights) into `folder` (`--save`)."""
+    from ..runs import write_json
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    commit = (run_.record.get("commit") or "nogit")[:12]
+    path = Path(folder) / f"cpu-{train_cfg.minutes:g}min-s{seed}-{commit}.json"
+    write_json(run_.record, path)
+    print(f"cpu-recipe: record written to {path}")
+
+
+@bench("cpu-recipe")
+def cpu_recipe_bench(args) -> dict:
+    """The CPU recipe (`python -m poorvit train --preset cpu`) from scratch, once per seed in
+    `--seeds`, on its wall-clock budget (`--minutes`, default the recipe's 10): the full-test
+    accuracy and the wall time of each run (model build, training, evaluation), then their mean
+    and standard deviation. Not part of `all`."""
+    from ..config import get_config, get_train_config
+    from ..data import load_cifar10
+    from ..device import device_name, get_device
+    from ..report import mean_std
+    if args.what == "all":
+        print("cpu-recipe: skipped by `all` (minutes per seed); "
+              "run `python -m poorvit bench cpu-recipe`")
+        return {}
+    device = get_device(args.device or "cpu")
+    over = {} if args.minutes is None else {"minutes": args.minutes}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data = load_cifar10()
+    accs, secs = [], []
+    for seed in seeds:
+        model_cfg, train_cfg = get_config("cpu"), get_train_config("cpu", seed=seed, **over)
+        print(f"cpu-recipe: seed {seed}, {train_cfg.minutes:g} minutes on {device_name(device)}; "
+              f"{load_average()} before")
+        run_ = _fresh_run(model_cfg, train_cfg, data, device)
+        if args.save:
+            _save_record(run_, train_cfg, seed, args.save)
+        accs.append(run_.final_acc)
+        secs.append(run_.record["seconds"])
+        print(f"cpu-recipe: seed {seed}: test acc {100 * run_.final_acc:.2f} %  wall "
+              f"{run_.record['seconds']:.0f} s  ({run_.record['steps']} steps, "
+              f"{run_.record['epochs_run']} epochs); {load_average()} after")
+    mean, sd = mean_std(accs)
+    spread = f" ± {100 * sd:.2f} % (mean ± std)" if sd is not None else " % (one seed: no spread)"
+    print(f"cpu-recipe: {len(seeds)} seed(s): test acc {100 * mean:.2f}{spread}, wall "
+          f"{max(secs):.0f} s at most, {data.label}")
+    return {"acc": accs, "seconds": secs, "mean": mean, "std": sd}
+
+
+# Each lever changes one thing of the CPU recipe: (name, model overrides, training overrides).
+CPU_LEVERS = [
+    ("the recipe", {}, {}),
+    ("the recipe, another seed (the noise)", {}, dict(seed=1)),
+    ("the previous recipe's model: 96 wide, every token, a class token",
+     dict(n_embd=96, n_head=3, patch_drop=0.0, n_cls=1, cls_head="concat"), {}),
+    ("every token: no patch dropout", dict(patch_drop=0.0), {}),
+    ("a class token instead of average pooling", dict(n_cls=1, cls_head="concat"), {}),
+    ("random crops (pad 4) as well as flips", {}, dict(crop_pad=4)),
+    ("overlapping patches: 8 x 8 windows", dict(patch_kernel=8), {}),
+    ("wider: 192 wide, 6 heads", dict(n_embd=192, n_head=6), {}),
+    ("deeper: 6 blocks", dict(n_layer=6), {}),
+    ("larger batch: 128", {}, dict(batch_size=128)),
+    ("higher lr: 2e-3", {}, dict(lr=2e-3)),
+    ("Lion (lr 3e-4, wd 0.5)", {}, dict(optimizer="lion", lr=3e-4, weight_decay=0.5)),
+    ("no label smoothing", {}, dict(label_smoothing=0.0)),
+    ("no whitening init", {}, dict(whiten="off")),
+    ("no augmentation (no flip either)", {}, dict(flip=False)),
+    ("bfloat16 autocast", {}, dict(precision="bf16")),
+    ("fewer tokens: patch 8", dict(patch_size=8), {}),
+    ("torch.compile", {}, dict(compile=True)),
+    ("one thread instead of all cores", {}, dict(threads=1)),
+]
+
+
+def _lever_row(lever, data, device, seed: int, minutes: float) -> dict:
+    """Train one lever of `CPU_LEVERS` from scratch on the budget: its row of the table, or its
+    error (one lever failing, say no compiler for torch.compile, is a result too)."""
+    import torch
+
+    from ..config import get_config, get_train_config
+    name, model_over, train_over = lever
+    changes = ", ".join(f"{k}={v}" for k, v in {**model_over, **train_over}.items()) or "-"
+    train_over = dict(train_over)
+    threads, all_threads = train_over.pop("threads", None), torch.get_num_threads()  # no field
+    model_cfg = get_config("cpu", **model_over)
+    train_cfg = get_train_config("cpu", **{"seed": seed, "minutes": minutes, **train_over})
+    before = load_average()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        run_ = _fresh_run(model_cfg, train_cfg, data, device, progress=None)
+    except Exception as err:
+        error = f"{type(err).__name__}: {str(err)[:200]}"
+        print(f"cpu-levers: {name:40s} failed: {error}", flush=True)
+        return {"lever": name, "changes": changes, "error": error}
+    finally:
+        torch.set_num_threads(all_threads)
+    rec = run_.record
+    row = {"lever": name, "changes": changes,
+           "test acc %": round(100 * run_.final_acc, 2), "steps": rec["steps"],
+           "epochs": round(rec["steps"] * train_cfg.batch_size / len(data.train_y), 2),
+           "params": rec["params"], "wall s": round(rec["seconds"], 1),
+           "load before": before.split()[-3]}
+    print(f"cpu-levers: {name:40s} test acc {100 * run_.final_acc:6.2f} %  "
+          f"{rec['steps']:6d} steps  {row['epochs']:5.2f} epochs  {rec['seconds']:4.0f} s; "
+          f"{before}", flush=True)
+    return row
+
+
+@bench("cpu-levers")
+def cpu_levers_bench(args) -> dict:
+    """Each lever of the CPU recipe (`CPU_LEVERS`: one change each) trained from scratch with the
+    same seed on the same wall-clock budget (`--minutes`, default 2), one after the other: the
+    full-test accuracy, steps and epochs each reached. `--save FILE.json` keeps the table with its
+    machine, load and commit. Not part of `all`."""
+    from dataclasses import asdict
+
+    import torch
+
+    from ..config import get_config, get_train_config
+    from ..data import load_cifar10
+    from ..device import device_name, get_device
+    from ..runs import git_commit, write_json
+    if args.what == "all":
+        print("cpu-levers: skipped by `all` (minutes per lever); "
+              "run `python -m poorvit bench cpu-levers`")
+        return {}
+    device = get_device(args.device or "cpu")
+    minutes = args.minutes or 2.0
+    seed = int(args.seeds.split(",")[0])
+    data = load_cifar10()
+    only = set(args.levers.split(",")) if args.levers else None
+    rows = [_lever_row(lever, data, device, seed, minutes) for i, lever in enumerate(CPU_LEVERS)
+            if only is None or str(i) in only]
+    out = {"benchmark": f"python -m poorvit bench cpu-levers --minutes {minutes:g} --seeds {seed}",
+           "minutes": minutes, "seed": seed, "model": asdict(get_config("cpu")),
+           "train": asdict(get_train_config("cpu", seed=seed, minutes=minutes)),
+           "device_name": device_name(device), "threads": torch.get_num_threads(),
+           "dataset": data.label, "commit": git_commit(), "torch": torch.__version__, "rows": rows}
+    if args.save:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, Path(args.save))
+        print(f"cpu-levers: table written to {args.save}")
+    return out
+
+
+__all__ = ["CPU_LEVERS"]
