@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import SCALES
@@ -64,6 +64,52 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (n - 1 in the denominator) over seeds; std None for one
     value."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How two measured quantities compare, given their noise (see `verdict`).
+
+    `diff` is mean(a) - mean(b) in the values' unit; `noise` the band a difference must leave to
+    count (same unit); `within` is True when |diff| <= noise; `word` is `more`, `less` or
+    "within noise". `str(v)` reads "+8.90 points, beyond the noise (±0.60)" or "+0.20 points, within
+    noise (±0.60)"; `v.ratio` is mean(a) / mean(b) for timings."""
+
+    diff: float
+    noise: float
+    ratio: float
+    within: bool
+    word: str
+    unit: str
+
+    def __str__(self) -> str:
+        where = "within noise" if self.within else "beyond the noise"
+        return f"{self.diff:+.2f}{self.unit}, {where} (±{self.noise:.2f})"
+
+
+def verdict(a, b, noise: float | None = None, unit: str = " points", more: str = "higher",
+            less: str = "lower", k: float = 2.0) -> Verdict:
+    """Compare measurements `a` with `b` (each a number or a list: seeds, or repeats of a timing).
+
+    The noise band is `noise` when given (for example the seed spread measured elsewhere, for
+    single runs); else `k` times the standard error of the difference,
+    k * sqrt(std(a)^2 / n_a + std(b)^2 / n_b), from the sample standard deviations (`mean_std`),
+    which needs at least two values on each side. The course's rule for every comparative sentence:
+    a difference inside the band is "within noise", outside it `more` or `less`.
+
+    Raises ValueError when no noise is given and a side has fewer than two values."""
+    a = [float(x) for x in (a if isinstance(a, (list, tuple)) else [a])]
+    b = [float(x) for x in (b if isinstance(b, (list, tuple)) else [b])]
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    if noise is None:
+        if sa is None or sb is None:
+            raise ValueError("verdict: one measurement on a side and no noise given; pass "
+                             "noise= (a seed or repeat spread measured elsewhere) or more values")
+        noise = k * math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+    diff = ma - mb
+    within = abs(diff) <= noise
+    word = "within noise" if within else (more if diff > 0 else less)
+    return Verdict(diff, float(noise), ma / mb if mb else math.inf, within, word, unit)
 
 
 def _seconds(record: dict) -> float:

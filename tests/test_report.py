@@ -109,3 +109,15 @@ def test_mean_std_is_the_sample_rule():
     accs = [93.5, 93.7]
     assert mean_std(accs) == (statistics.fmean(accs), statistics.stdev(accs))
     assert mean_std([92.0]) == (92.0, None)                   # one seed: no spread to report
+
+
+def test_verdict_calls_a_gap_inside_the_noise_within_noise():
+    from poorvit.report import verdict
+    clear = verdict([70.1, 70.4, 70.2], [61.3, 61.0, 61.5])
+    assert not clear.within and clear.word == "higher" and round(clear.diff, 2) == 8.97
+    close = verdict(30.4, 30.5, noise=0.3)
+    assert close.within and close.word == "within noise" and "within noise" in str(close)
+    slower = verdict([2.0, 2.1, 2.05], [1.0, 1.01, 0.99], unit=" ms", more="slower")
+    assert slower.word == "slower" and 1.9 < slower.ratio < 2.1
+    with pytest.raises(ValueError, match="noise="):
+        verdict(1.0, 2.0)

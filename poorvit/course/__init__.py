@@ -11,8 +11,8 @@ exercise registry, the classroom tools, and one module per chapter (`ch01_tokens
     from poorvit.course import ch07_whitening as ch, plots
     ch.whitening_panel(sigma, 1e-2)
 
-    from poorvit.course import glue
-    glue("ch3_final_acc", 100 * run.final_acc)   # a number for the book's prose ({glue:text})
+    from poorvit.course import numbers
+    numbers(ch3_final_acc=100 * run.final_acc)   # numbers for the book's prose ({glue:text})
 
 This module stays light: it imports no chapter module, and nothing Colab lacks (no myst-nb).
 """
@@ -79,6 +79,14 @@ def glue(name: str, value, display: bool = False) -> None:
     myst_glue(name, value, display=display)
 
 
+def numbers(**values) -> None:
+    """Hand several numbers to the book at once, one `glue(name, value)` each: the one call a cell
+    makes, at its end, for the numbers its prose quotes (`numbers(ch3_final_acc=100 * acc,
+    ch3_epochs=n)`). Nothing is shown; on Colab (no myst-nb) it does nothing."""
+    for name, value in values.items():
+        glue(name, value)
+
+
 def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
           quiet: bool = False) -> Course:
     """Pick the scale (`POORVIT_SCALE`, else demo with CUDA, else smoke), seed everything, load
@@ -95,4 +103,4 @@ def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
     return course
 
 
-__all__ = ["Course", "setup", "check_scale", "glue"]
+__all__ = ["Course", "setup", "check_scale", "glue", "numbers"]
