@@ -11,7 +11,12 @@ alike, which equals folding it into the mixed targets as timm's `Mixup` does.
 
 Every op works on a whole batch at once on the device the batch lives on, and every random number
 comes from the loader's seeded generator (torchvision's ops take none), so a seed reproduces an
-epoch exactly.
+epoch exactly. Nothing waits for the device: the draws that decide Python control flow
+(AutoAugment's grouping of samples by op, whether and how a batch is mixed, a CutMix box) come from
+the host stream that goes with the generator (`autoaugment.host_generator`: the generator itself on
+a CPU, so a CPU epoch draws exactly what it drew before; a CPU generator seeded from it on a GPU),
+every other draw stays on the device, and no tensor is made from Python data per batch
+(tests/test_sync.py counts).
 
     transform = TrainTransform.from_config(train_cfg, n_classes=10)
     x, target = transform(x_uint8, y, generator)   # float normalized images; class ids, or
@@ -25,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .autoaugment import AutoAugment, apply_op, cifar10_policy, op_magnitude
+from .autoaugment import AutoAugment, apply_op, cifar10_policy, host_generator, op_magnitude
 from .config import TrainConfig
 from .data import MEAN, STD, normalize
 
@@ -93,8 +98,9 @@ def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None = None, 
     inside = (((rows >= top[:, None]) & (rows < (top + h)[:, None]))[:, :, None]
               & ((cols >= left[:, None]) & (cols < (left + w)[:, None]))[:, None, :])   # (B, H, W)
     mask = (inside & erase[:, None, None])[:, None]
-    if isinstance(value, (tuple, list)):
-        return torch.where(mask, torch.tensor(value, device=dev, dtype=x.dtype).view(1, C, 1, 1), x)
+    if isinstance(value, (tuple, list)):         # per channel, filled on the device (no copy)
+        fill = torch.stack([x.new_full((), v) for v in value]).view(1, C, 1, 1)
+        return torch.where(mask, fill, x)
     return x.masked_fill(mask, value)
 
 
@@ -145,24 +151,28 @@ def cutmix(x: torch.Tensor, target: torch.Tensor, box: tuple[int, int, int, int]
 
 def mix_batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, mixup_alpha: float,
               cutmix_alpha: float, mix_prob: float, g: torch.Generator | None = None,
-              partner: str = "reverse"):
+              partner: str = "reverse", host: torch.Generator | None = None):
     """With probability `mix_prob` mix the batch by Mixup or CutMix (one of the two, evenly, when
     both alphas are on), lam ~ Beta(alpha, alpha). Returns (x, target, info): target is `y` when the
     batch is left alone, else (B, n_classes) soft targets; info says what happened ({"op": None |
     "mixup" | "cutmix", "lam": ...}). `partner="permute"`: each sample mixes with a random
     permutation of the batch (the study's code; its loss `lam * CE(out, y_a) + (1 - lam) *
-    CE(out, y_b)` equals cross-entropy on these soft targets, CE being linear in the target)."""
+    CE(out, y_b)` equals cross-entropy on these soft targets, CE being linear in the target).
+    The choices (mixed or not, which op, lam, the box) are drawn on the host from `host` (default
+    `host_generator(g)`), so no step waits for the device; the permutation is drawn from `g`."""
     choices = [op for op, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
     if not choices or mix_prob <= 0:
         return x, y, {"op": None, "lam": 1.0}
-    # numpy draws Beta from this seed
-    seed = torch.randint(0, 2 ** 62, (1,), device=x.device, generator=g).item()
+    host = host_generator(g) if host is None else host
+    # numpy draws Beta from this seed (a host tensor read on the host: no sync)
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=host).numpy()[0])
     rng = np.random.default_rng(seed)
     if rng.random() >= mix_prob:
         return x, y, {"op": None, "lam": 1.0}
     op = choices[int(rng.random() * len(choices))]
     lam = float(rng.beta(*(2 * [mixup_alpha if op == "mixup" else cutmix_alpha])))
-    soft = F.one_hot(y, n_classes).to(x.dtype)
+    # one-hot targets (F.one_hot checks the labels' range with two host reads on a CPU)
+    soft = torch.zeros(len(y), n_classes, device=x.device, dtype=x.dtype).scatter_(1, y[:, None], 1)
     perm = (torch.randperm(len(x), device=x.device, generator=g) if partner == "permute"
             else None)
     if op == "mixup":

@@ -9,11 +9,16 @@ generator; then every op runs once per slot on the samples that drew it, with pe
 equal image by image). The policy table and the magnitudes are torchvision's, read from
 `v2.AutoAugment` rather than retyped (a test pins the table).
 
+The draws (sub-policy, coins, signs) come from a host stream (`host_generator`: the generator
+itself on a CPU, a CPU generator seeded from it on a GPU), so the grouping of samples by op is
+known on the host and nothing waits for the device: two non-blocking copies of the plan a call.
+
     aa = AutoAugment()                       # the CIFAR-10 policy: 25 sub-policies of two ops
     x = aa(x_uint8, generator)               # (B, 3, H, W) uint8 -> same, a sub-policy per sample
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
@@ -45,6 +50,18 @@ def _blend(a: torch.Tensor, b: torch.Tensor, ratio: torch.Tensor) -> torch.Tenso
 def _gray(x: torch.Tensor) -> torch.Tensor:
     r, g, b = x.unbind(-3)
     return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3).floor_()
+
+
+def _autocontrast(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's `autocontrast` on uint8 images, its flat images (max == min) left alone by
+    `torch.where` instead of a boolean-mask assignment (which waits for the device to count the
+    mask)."""
+    f = x.float()
+    minimum = f.amin((-2, -1), keepdim=True)
+    maximum = f.amax((-2, -1), keepdim=True)
+    flat = maximum == minimum
+    inv_scale = torch.where(flat, 1.0, (maximum - minimum).mul_(1.0 / 255))
+    return (f - torch.where(flat, 0.0, minimum)).div_(inv_scale).clamp_(0, 255).to(torch.uint8)
 
 
 def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -81,9 +98,9 @@ def _affine(x: torch.Tensor, angle, tx, ty, shear_x, shear_y, center, fill: floa
                          -c, a, cy + c * (cx + tx) - a * (cy + ty)], -1).float().view(n, 2, 3, 1, 1)
     xs = torch.arange(W, device=x.device) - (W - 1) / 2          # pixel centres about the middle
     ys = (torch.arange(H, device=x.device) - (H - 1) / 2)[:, None]
-    scale = torch.tensor([0.5 * W, 0.5 * H], device=x.device).view(1, 2, 1, 1)
-    grid = theta[:, :, 0] * xs + theta[:, :, 1] * ys + theta[:, :, 2]
-    grid = (grid / scale).permute(0, 2, 3, 1)                                        # (n, H, W, 2)
+    grid = theta[:, :, 0] * xs + theta[:, :, 1] * ys + theta[:, :, 2]               # (n, 2, H, W)
+    # to grid_sample's [-1, 1] units (Python scalars: no tensor copied from the host)
+    grid = torch.stack((grid[:, 0] / (0.5 * W), grid[:, 1] / (0.5 * H)), -1)       # (n, H, W, 2)
     if not fill and mode == "nearest":     # torchvision's form, untouched
         out = F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros",
                             align_corners=False)
@@ -104,9 +121,10 @@ VARIANTS = ("torchvision", "study")
 
 
 def _geometric(kind: torch.Tensor, x: torch.Tensor, m: torch.Tensor,
-               variant: str = "torchvision") -> torch.Tensor:
+               variant: str = "torchvision", shears: torch.Tensor | None = None) -> torch.Tensor:
     """Geometric ops in one grid sample: sample i does GEOMETRIC[kind[i]] with magnitude m[i]
-    (`variant="study"`: grey fill, and a second, bicubic grid sample for the shears)."""
+    (`variant="study"`: grey fill, and a second, bicubic grid sample for the shears, the samples
+    at positions `shears` (n_shear,), known on the host: no sync; None: found on the device)."""
     is_op = {op: kind == k for k, op in enumerate(GEOMETRIC)}
     zero = torch.zeros_like(m)
     shear = torch.rad2deg(torch.atan(m))
@@ -120,8 +138,8 @@ def _geometric(kind: torch.Tensor, x: torch.Tensor, m: torch.Tensor,
     if variant == "torchvision":
         return _affine(x, *args)
     out = _affine(x, *args, fill=STUDY_FILL)
-    if is_shear.any():
-        idx = is_shear.nonzero()[:, 0]
+    idx = is_shear.nonzero()[:, 0] if shears is None else shears     # nonzero waits for the device
+    if len(idx):
         out[idx] = _affine(x[idx], *(a[idx] for a in args), fill=STUDY_FILL, mode="bicubic")
     return out
 
@@ -131,9 +149,10 @@ def apply_op(op: str, x: torch.Tensor, magnitude: torch.Tensor,
     """AutoAugment op `op` on uint8 images (n, 3, H, W), each with its own signed magnitude (n,)
     float64 (`variant="study"`: the geometric ops as the study's code runs them)."""
     m = magnitude
-    if op in ("Invert", "AutoContrast", "Equalize"):
-        fn = {"Invert": TF.invert, "AutoContrast": TF.autocontrast, "Equalize": TF.equalize}[op]
-        return fn(x)
+    if op in ("Invert", "Equalize"):
+        return {"Invert": TF.invert, "Equalize": TF.equalize}[op](x)
+    if op == "AutoContrast":
+        return _autocontrast(x)
     if op == "Brightness":
         return (x.float() * (1.0 + m).float().view(-1, 1, 1, 1)).clamp_(0, 255).to(torch.uint8)
     if op == "Color":
@@ -148,8 +167,9 @@ def apply_op(op: str, x: torch.Tensor, magnitude: torch.Tensor,
     if op == "Solarize":
         return torch.where(x >= (255.0 * m).float().view(-1, 1, 1, 1), 255 - x, x)
     if op in GEOMETRIC:
+        shear = op in ("ShearX", "ShearY")
         return _geometric(torch.full_like(m, GEOMETRIC.index(op), dtype=torch.long), x, m,
-                          variant)
+                          variant, torch.arange(len(x) if shear else 0, device=x.device))
     ops = ", ".join(v2.AutoAugment._AUGMENTATION_SPACE)
     raise ValueError(f"op={op!r} is not an AutoAugment op; choose one of {ops}")
 
@@ -194,28 +214,80 @@ class AutoAugment:
         mags = torch.where(signed[sub] & flip_sign, -mag[sub], mag[sub])
         return sub, ops, mags
 
-    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
-        _, ops, mags = self.draw(len(x), x.shape[-2], x.shape[-1], g, x.device)
-        geometric = torch.tensor([op in GEOMETRIC for op in self.ops], device=x.device)
-        to_kind = torch.tensor([GEOMETRIC.index(op) if op in GEOMETRIC else -1 for op in self.ops],
-                               device=x.device)
-        x = x.clone()
+    def plan(self, n: int, height: int, width: int, host: torch.Generator | None = None):
+        """The draws of `draw` on the host (from `host`, a CPU generator or None for torch's
+        global one), grouped: a list of (slot, op index k or len(self.ops) for every geometric
+        op at once, the group's sample positions, their signed magnitudes, their geometric kinds
+        (-1 for the other ops)), slot by slot, groups in increasing k, positions in increasing
+        order (the order the samples were processed in before the draws moved to the host).
+        Host numpy arrays."""
+        _, ops, mags = self.draw(n, height, width, host, "cpu")
+        ops, mags = ops.numpy(), mags.numpy()             # host tensors: a read, not a sync
+        to_kind = np.array([GEOMETRIC.index(op) if op in GEOMETRIC else -1 for op in self.ops])
+        geometric = to_kind >= 0
+        plan = []
         for slot in range(2):
             op, m = ops[:, slot], mags[:, slot]
             # one group per op, all geometric ops in one group, -1 for the skipped samples
-            group = torch.where(op < 0, -1, torch.where(geometric[op], len(self.ops), op))
-            order = torch.argsort(group, stable=True)
-            counts = torch.bincount(group + 1, minlength=len(self.ops) + 2).tolist()
+            group = np.where(op < 0, -1, np.where(geometric[op], len(self.ops), op))
+            order = np.argsort(group, kind="stable")
+            counts = np.bincount(group + 1, minlength=len(self.ops) + 2)
             start = counts[0]                        # the samples whose coin skipped this slot
-            for k, n in enumerate(counts[1:]):
-                if n:
-                    idx = order[start:start + n]
-                    x[idx] = (_geometric(to_kind[op[idx]], x[idx], m[idx], self.variant)
-                              if k == len(self.ops)
-                              else apply_op(self.ops[k], x[idx], m[idx]))
-                    start += n
+            for k, size in enumerate(counts[1:]):
+                if size:
+                    idx = order[start:start + size]
+                    plan.append((slot, k, idx, m[idx], to_kind[op[idx]]))
+                    start += size
+        return plan
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        """A sub-policy per sample of uint8 `x` (B, 3, H, W), drawn from `host_generator(g)`."""
+        plan = self.plan(len(x), x.shape[-2], x.shape[-1], host_generator(g))
+        if not plan:
+            return x.clone()
+        # the whole plan in two non-blocking copies: positions and kinds, magnitudes
+        sizes = [len(idx) for _, _, idx, _, _ in plan]
+        shear = [np.nonzero(np.isin(kind, SHEAR_KINDS))[0] for _, _, _, _, kind in plan]
+        ints = np.concatenate([a for (_, _, idx, _, kind), sh in zip(plan, shear)
+                               for a in (idx, kind, sh)])
+        ints = torch.from_numpy(ints).to(x.device, non_blocking=True)
+        mags = torch.from_numpy(np.concatenate([m for _, _, _, m, _ in plan]))
+        mags = mags.to(x.device, non_blocking=True)
+        x = x.clone()
+        at = pos = 0
+        for (_, k, _, _, _), n, sh in zip(plan, sizes, shear):
+            idx, kind = ints[at:at + n], ints[at + n:at + 2 * n]
+            shears = ints[at + 2 * n:at + 2 * n + len(sh)]
+            m = mags[pos:pos + n]
+            at, pos = at + 2 * n + len(sh), pos + n
+            x[idx] = (_geometric(kind, x[idx], m, self.variant, shears) if k == len(self.ops)
+                      else apply_op(self.ops[k], x[idx], m))
         return x
 
 
-__all__ = ["AutoAugment", "apply_op", "op_magnitude", "cifar10_policy", "GEOMETRIC", "STUDY_FILL",
-           "VARIANTS"]
+SHEAR_KINDS = (GEOMETRIC.index("ShearX"), GEOMETRIC.index("ShearY"))
+
+
+def host_generator(g: torch.Generator | None) -> torch.Generator | None:
+    """The host stream that goes with a batch's generator `g`: `g` itself when it is a CPU
+    generator (or None: torch's global CPU one), else a CPU generator seeded once from `g`'s seed
+    (`g.initial_seed()`, a host value), kept for as long as `g` is used. Per-batch choices whose
+    outcome decides Python control flow (which samples get which op, whether a batch is mixed,
+    a CutMix box) are drawn from it: on a GPU, reading them never waits for the device."""
+    if g is None or g.device.type == "cpu":
+        return g
+    for held, host in _HOSTS:
+        if held is g:
+            return host
+    host = torch.Generator().manual_seed((g.initial_seed() + _HOST_OFFSET) % 2 ** 63)
+    _HOSTS.insert(0, (g, host))
+    del _HOSTS[8:]                                   # the streams of the last few generators
+    return host
+
+
+_HOSTS: list = []
+_HOST_OFFSET = 0x5DEECE66D        # the host stream of a device generator: its seed + this
+
+
+__all__ = ["AutoAugment", "apply_op", "op_magnitude", "cifar10_policy", "host_generator",
+           "GEOMETRIC", "STUDY_FILL", "VARIANTS"]

@@ -164,8 +164,10 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     """uint8 (or [0, 1] float) images (..., 3, H, W) -> float, per-channel standardized with
     CIFAR-10's MEAN and STD."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-    mean = torch.tensor(MEAN, device=x.device).view(-1, 1, 1)
-    std = torch.tensor(STD, device=x.device).view(-1, 1, 1)
+    # the constants filled on x's device: a tensor made from a Python list would be a copy from
+    # the host that waits for a GPU, once per batch
+    mean = torch.stack([x.new_full((), m) for m in MEAN]).view(-1, 1, 1)
+    std = torch.stack([x.new_full((), s) for s in STD]).view(-1, 1, 1)
     return (x - mean) / std
 
 

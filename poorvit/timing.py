@@ -86,14 +86,16 @@ class BenchStep:
     `channels_last` (memory format of the images and the patch conv), `train_cfg.precision` and
     `train_cfg.compile`. `model` replaces the `ViT(model_cfg)` (the benchmark passes timm's). Only
     the first `n_images` of `images` (uint8 (n, 3, H, W)) and `labels` (n,) are used (default:
-    enough for 4 batches). Raises ValueError on an unknown `attention` or `loader`.
+    enough for 4 batches). `backend`: torch.compile's backend when compiled (`TrainStep`). Raises
+    ValueError on an unknown `attention` or `loader`.
     """
 
     def __init__(self, model_cfg: ViTConfig, train_cfg: TrainConfig, images: torch.Tensor,
                  labels: torch.Tensor, device: torch.device | str | None = None, *,
                  fused: bool | None = None, attention: str = "sdpa", foreach: bool | None = None,
                  loader: str = "device", channels_last: bool = False, workers: int = 0,
-                 model: nn.Module | None = None, n_images: int | None = None):
+                 model: nn.Module | None = None, n_images: int | None = None,
+                 backend: str = "inductor"):
         if attention not in ("sdpa", "explicit") or loader not in ("device", "dataloader"):
             raise ValueError(f"attention must be 'sdpa' or 'explicit' (got {attention!r}), "
                              f"loader 'device' or 'dataloader' (got {loader!r})")
@@ -103,7 +105,7 @@ class BenchStep:
         model = (model if model is not None else ViT(model_cfg)).to(self.device).train()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model.to(memory_format=self.memory_format)
-        self.step = TrainStep(model, train_cfg, self.device, fused=fused)
+        self.step = TrainStep(model, train_cfg, self.device, fused=fused, backend=backend)
         if foreach is not None:                           # AdamW reads it per group at every step
             for group in self.opt.param_groups:
                 group["foreach"] = foreach

@@ -7,11 +7,24 @@
 autocast (bfloat16 on GPUs that have it, float16 with a gradient scaler on the others, float32 on
 the CPU unless asked; Micikevicius et al., arXiv 1710.03740), label-smoothed cross-entropy on
 float32 logits (Szegedy et al., arXiv 1512.00567), backward, optional gradient clipping, the
-optimizer step. `train()` reads as its parts: the run cache (`runs.cached_run`), the clock
-(`optim.Clock`: steps or a time budget, and the warmup-cosine lr), the model and its step,
-resuming (`_resume`, on `runs.load_checkpoint`), one epoch (`_train_epoch`: stops at the first NaN
-or inf loss, keeping the last good checkpoint), its history row (`_epoch_row`), the checkpoint
-(`_save_checkpoint`), the record (`_record`) and the finished run's files (`runs.save_run`).
+optimizer step. With `train_cfg.compile` the forward and the loss are one compiled graph and
+the backward its compiled twin (torch.compile, static shapes: training batches are all full),
+replayed as CUDA graphs with `compile="reduce-overhead"`; AdamW is fused on a GPU.
+
+Nothing in a training step waits for the device (tests/test_sync.py counts): augmentation draws
+what decides control flow on the host, the epoch's loss, accuracy and first NaN/inf step are
+summed on the device (`EpochSums`) and read once per epoch, and the gradient scaler (float16 only)
+hands its inf check to the fused AdamW. What still reads a value, and where: the scaler with Lion
+(`optim.ForeachLion` is not fused: the inf flag, once per step); the CPU's unfused AdamW, its step
+counter (a CPU tensor: no device to wait for); once per epoch, the sums, the evaluation and the
+checkpoint.
+
+`train()` reads as its parts: the run cache (`runs.cached_run`), the clock (`optim.Clock`: steps
+or a time budget, and the warmup-cosine lr), the model and its step, resuming (`_resume`, on
+`runs.load_checkpoint`), one epoch (`_train_epoch`: a NaN or inf loss stops the run at the end of
+its epoch, naming the first bad step and keeping the last good checkpoint), its history row
+(`_epoch_row`), the checkpoint (`_save_checkpoint`), the record (`_record`) and the finished run's
+files (`runs.save_run`).
 A time budget (`minutes > 0`) covers the whole run, final evaluation included. An interrupted run
 resumes to the same final weights as an uninterrupted one.
 
@@ -33,7 +46,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from .augment import TrainTransform
-from .config import TrainConfig, ViTConfig, with_overrides
+from .config import COMPILE_MODES, TrainConfig, ViTConfig, with_overrides
 from .cost import count_params
 from .data import CIFAR10, DeviceLoader, load_cifar10, model_input, normalize
 from .device import (all_sum, autocast_dtype, configure_backends, device_name, get_device,
@@ -56,16 +69,30 @@ class TrainStep:
     `backends` the `torch.backends` flags it set (`device.configure_backends`: TF32 on Ampere+).
     Phases (`timing.BenchStep` times them one by one): `forward(x, y)`, `backward(loss)`,
     `optimizer_step()`.
+
+    Compiled (`train_cfg.compile`: True or a mode, `config.COMPILE_MODES`), `forward` is one
+    torch.compile graph of the model and the loss (static shapes; the backward is compiled with
+    it), `compile_mode` says which mode ("reduce-overhead": CUDA graphs on a GPU), and `net` is
+    compiled too (evaluation); `backend` replaces inductor (e.g. "aot_eager" for a quick check).
     """
 
     def __init__(self, model: nn.Module, train_cfg: TrainConfig,
                  device: str | torch.device | None = None, *, ddp: bool = False,
-                 fused: bool | None = None):
+                 fused: bool | None = None, backend: str = "inductor"):
         self.device = get_device(device)
         self.backends = configure_backends(self.device)
         self.model = model
         net = nn.parallel.DistributedDataParallel(model) if ddp else model
-        self.net = torch.compile(net) if train_cfg.compile else net
+        self.compile_mode, self.backend = compile_mode(train_cfg.compile), backend
+        self._forward = self._eager_forward
+        self.net = net
+        if self.compile_mode is not None:
+            options = dict(mode=self.compile_mode, dynamic=False, backend=backend)
+            if backend != "inductor":
+                options.pop("mode")
+            self.net = torch.compile(net, **options)
+            self._forward = torch.compile(self._eager_forward, **options)
+        self._graphs = self.compile_mode in ("reduce-overhead", "max-autotune")
         self.optimizer = make_optimizer(model, train_cfg, fused=fused)
         self.dtype = autocast_dtype(train_cfg.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
@@ -75,7 +102,13 @@ class TrainStep:
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) of images `x` (B, 3, H, W) against `y`: labels (B,) or soft targets
         (B, n_classes) from Mixup/CutMix. The loss is a float32 scalar, on float32 logits; the
-        logits (B, n_classes) are in the autocast dtype."""
+        logits (B, n_classes) are in the autocast dtype. Under CUDA graphs ("reduce-overhead")
+        they are overwritten by the next step: read them before it."""
+        if self._graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        return self._forward(x, y)
+
+    def _eager_forward(self, x: torch.Tensor, y: torch.Tensor):
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             logits = self.net(x)
             return self.criterion(logits.float(), y), logits
@@ -114,6 +147,48 @@ class TrainStep:
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+
+
+def compile_mode(value: bool | str) -> str | None:
+    """torch.compile's mode for `TrainConfig.compile`: None (eager) for False, "default" for True,
+    else the mode named (`config.COMPILE_MODES`; ValueError for another)."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return "default"
+    if value not in COMPILE_MODES:
+        raise ValueError(f"compile={value!r}: use False, True or one of {COMPILE_MODES}")
+    return value
+
+
+class EpochSums:
+    """An epoch's training sums, kept on the device and read once (`read`): the loss summed over
+    samples, the correct predictions, and the first step whose loss was NaN or inf, found with a
+    step counter on the device (the first step index is `first_step`)."""
+
+    def __init__(self, device: torch.device, first_step: int = 0):
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.first_bad = torch.full((), -1, device=device, dtype=torch.long)
+        self.index = torch.full((), first_step, device=device, dtype=torch.long)
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """One step's `loss` (a scalar mean over the batch), `logits` (B, n_classes) and targets
+        `y` (class ids (B,) or soft (B, n_classes): the argmax is the class): queued, no wait."""
+        loss = loss.detach()
+        bad = ~torch.isfinite(loss)
+        self.first_bad = torch.where(bad & (self.first_bad < 0), self.index, self.first_bad)
+        self.index += 1
+        self.loss += loss * len(y)
+        self.correct += (logits.argmax(-1) == (y if y.ndim == 1 else y.argmax(-1))).sum()
+        self.seen += len(y)
+
+    def read(self) -> tuple[float, int, int, int]:
+        """(summed loss, correct, samples, first bad step or -1), in one read from the device."""
+        loss, correct, bad = torch.stack([self.loss.double(), self.correct.double(),
+                                          self.first_bad.double()]).tolist()
+        return loss, int(correct), self.seen, int(bad)
 
 
 def build_model(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = None,
@@ -275,16 +350,15 @@ def _train_epoch(step: TrainStep, loader: DeviceLoader, clock: Clock, state: _Pr
                  ckpt_path: Path, bar=None) -> tuple[float, float, int, float]:
     """Epoch `state.epoch` of training, until the loader, the step count or the clock ends it
     (`state.done`); advances `state.step` and `state.elapsed`. Returns (summed loss, correct,
-    images, seconds) of this process. Raises FloatingPointError at the first NaN or inf loss."""
+    images, seconds) of this process. Raises FloatingPointError after an epoch in which a loss
+    was NaN or inf, naming the first such step. No step waits for the device: the sums stay there
+    (`EpochSums`) and are read once, at the end of the epoch."""
     cfg, device = clock.cfg, step.device
     torch.manual_seed(regulariser_seed(cfg.seed, state.epoch, loader.rank))
     loader.set_epoch(state.epoch)
     step.net.train()
     t0 = clock.now()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    first_bad = torch.full((), -1, device=device, dtype=torch.long)
-    seen = 0
+    sums = EpochSums(device, state.step)
     for x, y in loader:
         progress = clock.progress(state.step, state.elapsed, t0)
         if state.step >= clock.total_steps or progress >= 1:
@@ -292,27 +366,21 @@ def _train_epoch(step: TrainStep, loader: DeviceLoader, clock: Clock, state: _Pr
             break
         set_lr(step.optimizer, clock.lr(progress))
         loss, logits = step(x, y)
-        bad = ~torch.isfinite(loss.detach())
-        first_bad = torch.where(bad & (first_bad < 0), torch.tensor(state.step, device=device),
-                                first_bad)
-        loss_sum += loss.detach() * len(x)
-        correct += (logits.argmax(-1) == (y if y.ndim == 1 else y.argmax(-1))).sum()
-        seen += len(x)
+        sums.add(loss, logits, y)
         state.step += 1
         if bar is not None:
             bar.update(1)
-        if device.type == "cpu" and bad:
-            break
-    if first_bad.item() >= 0:
+    loss_sum, correct, seen, first_bad = sums.read()
+    if first_bad >= 0:
         raise FloatingPointError(
-            f"the loss became NaN or inf at step {first_bad.item()} (epoch {state.epoch + 1}); "
+            f"the loss became NaN or inf at step {first_bad} (epoch {state.epoch + 1}); "
             f"training stopped. The last good checkpoint "
             f"({ckpt_path if ckpt_path.exists() else 'none yet'}) is kept. "
             f"Lower lr (now {cfg.lr}), set grad_clip, or use precision='fp32'.")
     synchronize(device)
     seconds = clock.now() - t0
     state.elapsed += seconds
-    return loss_sum.item(), correct.item(), seen, seconds
+    return loss_sum, correct, seen, seconds
 
 
 def _epoch_row(step: TrainStep, sums: tuple, test_loader: DeviceLoader, clock: Clock,
@@ -436,5 +504,5 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     return Run(model_cfg, train_cfg, state.history, record, model.eval(), path)
 
 
-__all__ = ["TrainStep", "train", "evaluate", "predict", "build_model", "print_epoch",
-           "regulariser_seed"]
+__all__ = ["TrainStep", "EpochSums", "compile_mode", "train", "evaluate", "predict", "build_model",
+           "print_epoch", "regulariser_seed"]

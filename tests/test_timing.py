@@ -3,6 +3,7 @@ step is training's step (it clips gradients the same way), the operators, the ma
 the benchmark's timm twin, and the drop-path speed fix. Speed itself is never asserted: it is
 measured by `python -m poorvit bench` and in chapter 9."""
 import math
+import re
 import time
 
 import pytest
@@ -203,3 +204,20 @@ def test_drop_path_scales_the_mask_and_keeps_its_arithmetic():
     torch.testing.assert_close(got, x * keep / (1 - p))
     assert torch.equal(drop_path(x, p, training=False), x)
     assert torch.equal(drop_path(x, 0.0, training=True), x)
+
+
+def test_bench_step_and_loader_run_tiny_on_the_cpu(capsys):
+    """`bench step --tiny` and `bench loader --tiny` (CI): every row printed with its spread, MFU
+    and the augmentation's share of a step; the numbers are consistent with each other."""
+    from poorvit.cli import main
+    assert main(["bench", "step", "--tiny", "--repeats", "1", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "poorvit eager" in out and "poorvit compiled (default, aot_eager)" in out
+    assert "(min-max)" in out and "MFU" in out
+    assert "timm ViT" in out            # its row, or the line saying why it is skipped
+    assert main(["bench", "loader", "--tiny", "--repeats", "1", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "AutoAugment" in out and "Mixup" in out and "repeats 3" in out
+    line = next(x for x in out.splitlines() if x.startswith("share of a step"))
+    aug, step, share = (float(v) for v in re.findall(r"([\d.]+) (?:ms|%)", line)[:3])
+    assert math.isclose(share / 100, aug / (aug + step), abs_tol=2e-3)
