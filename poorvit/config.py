@@ -31,6 +31,10 @@ def _check_choice(name: str, value: Any, choices) -> None:
     _check(value in choices, name, value, "choose one of " + ", ".join(repr(c) for c in choices))
 
 
+# torch.compile's modes a recipe may ask for (`TrainConfig.compile`; True is "default").
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def _plain_values(cfg) -> None:
     """Replace numpy scalars and 0-d tensors in `cfg`'s fields by plain Python numbers (`.item()`),
     so that records (JSON) and checkpoints (`torch.load(weights_only=True)`) hold only plain types:
@@ -277,7 +281,8 @@ class TrainConfig:
                                    #   batches of the training loader, unmixed: the study's code)
     whiten_images: int = 10_000    # images in that sample ("loader": batches until more than this)
     precision: str = "auto"        # "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
-    compile: bool = False          # torch.compile the model
+    compile: bool | str = False    # torch.compile the step: False, True (torch's default mode) or
+                                   #   a mode of COMPILE_MODES ("reduce-overhead": CUDA graphs)
     eval_every: int = 1            # evaluate on the test set every n epochs (and always at the end)
     seed: int = 0                  # seeds weights, data order and augmentation
     scale: str = "custom"          # the scale this recipe came from (smoke, demo ...), for records
@@ -290,6 +295,7 @@ class TrainConfig:
         _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
                self.batch_size, "a whole number >= 1")
         _check_choice("optimizer", self.optimizer, ("adamw", "lion"))
+        _check_choice("compile", self.compile, (False, True) + COMPILE_MODES)
         _check(self.lr > 0, "lr", self.lr, "a positive learning rate")
         _check(0 <= self.min_lr <= self.lr, "min_lr", self.min_lr, f"between 0 and lr={self.lr}")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "0 or more")
@@ -362,6 +368,10 @@ _STUDY = dict(
     mix_partner="permute",        # x[randperm(B)]; its mixed loss equals ours on soft targets
     whiten_eps=5e-4, whiten_source="loader", whiten_images=5000,   # airbench's whitening
 )
+# Issue 17's budget for the `demo` scale: each chapter's trainings in at most this many seconds on a
+# T4 (Colab's free GPU) in float16, so that a chapter opened from the book runs within a session
+# (`poorvit.ledger` estimates each chapter's time; `python -m poorvit chapters --check`, in CI).
+DEMO_BUDGET_S = 300.0
 SCALES: dict[str, dict] = {
     # 3 epochs of 5,000 images (470 steps of 32): ~15 s of training on 2 free cores; step-based,
     # so cacheable
@@ -371,22 +381,32 @@ SCALES: dict[str, dict] = {
                             test_subset=1000),
               # chapter 9's measurement: the paper model at a batch a CPU steps in well under a
               # second; no torch.compile (tens of seconds to compile)
-              "profile": dict(batch_size=32, steps=3, warmup=1, compile=False)},
+              "profile": dict(batch_size=32, steps=6, warmup=1, compile=False),
+              # named regimes a chapter trains at each scale (poorvit.ledger re-derives them):
+              # chapter 3's small data, no augmentation, until it overfits (ch03_first_vit)
+              "regimes": {"small data": dict(train_subset=1000, epochs=30, eval_every=2)}},
     "demo": {"model": "paper", "notebooks": True,
-             "for": "one GPU: the study's model, a few minutes a chapter",
-             # the study's recipe shortened: 7 epochs of 3 passes (4,095 steps of 256; before the
-             # study's 3-pass epoch it was 20 epochs of 195 steps, 3,900), warmup 10 % as in the
-             # study; mixed precision (fp32 would not fit a few minutes on a T4) and an evaluation
+             "for": "one GPU: the study's model and recipe on a short schedule, at most "
+                    f"~{DEMO_BUDGET_S / 60:g} minutes of training a chapter on Colab's T4",
+             # the study's recipe shortened to fit issue 17's budget: each chapter's trainings in
+             # at most ~5 minutes on a T4 in float16, and the busiest chapters train 5 runs, so a
+             # run gets about a minute (`python -m poorvit chapters --check` holds it, from the
+             # FLOPs of the trainings the chapters really run: poorvit/ledger.py). 4 epochs of
+             # 50,000 samples (780 steps of 256; repeated augmentation 3 as in the study, but an
+             # epoch is one pass of samples, not the study's 3: a learning curve with 4 points),
+             # warmup 10 % as in the study; mixed precision (float16 on a T4) and an evaluation
              # every epoch (the chapters plot the curve; evaluating does not change training)
-             "train": dict(_STUDY, epochs=7, warmup_epochs=0.7),
+             "train": dict(_STUDY, full_repeats=False, epochs=4, warmup_epochs=0.4),
              # chapter 9: the study's batch of 256 on a GPU, torch.compile included
-             "profile": dict(batch_size=256, steps=10, warmup=3, compile=True)},
+             "profile": dict(batch_size=256, steps=10, warmup=3, compile=True),
+             "regimes": {"small data": dict(train_subset=5000, epochs=30, eval_every=5)}},
     # the study's code: 100 epochs of 585 steps (58,500), the forward in float32 as its code ran
     # it (autocast only in its CutMix-only branch), an evaluation every 5 epochs
     "paper": {"model": "paper", "notebooks": True,
               "for": "the study's full recipe: its model, 100 epochs",
               "train": dict(_STUDY, precision="fp32", eval_every=5),
-              "profile": dict(batch_size=256, steps=30, warmup=5, compile=True)},
+              "profile": dict(batch_size=256, steps=30, warmup=5, compile=True),
+              "regimes": {"small data": dict(train_subset=5000, epochs=30, eval_every=5)}},
     # 10 minutes of wall time in all (build, train, final evaluation); warmup 3 % of the budget;
     # `epochs` a cap. lr 1e-3, not the smoke's 3e-3: the cpu model is wider (128 vs 64), and at
     # 3e-3 a wide model learned far less (results/cpu/levers-2min-128x6-lr3e-3.json: 21 % vs 45 %
@@ -452,6 +472,6 @@ def to_dict(cfg) -> dict:
     return asdict(cfg)
 
 
-__all__ = ["ViTConfig", "TrainConfig", "PRESETS", "SCALES", "NOTEBOOK_SCALES", "PRESET_SCALES",
-           "get_config", "get_train_config", "planned_steps", "scale_model", "default_scale",
-           "with_overrides", "n_tokens", "to_dict"]
+__all__ = ["ViTConfig", "TrainConfig", "COMPILE_MODES", "PRESETS", "SCALES", "NOTEBOOK_SCALES",
+           "PRESET_SCALES", "get_config", "get_train_config", "planned_steps", "scale_model",
+           "default_scale", "with_overrides", "n_tokens", "to_dict"]

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from .config import (TrainConfig, ViTConfig, get_config, get_train_config, scale_model,
                      with_overrides)
+from .ledger import note
 from .runs import is_record, load_record, run_key, runs_root, write_json
 from .study import ROWS, SWEEPS, Row
 
@@ -226,6 +227,8 @@ def sweep(rows: str | list[str] = "study", scale: str | None = None, seeds: int 
                 _tag(folder, {"row": name, "scale": scale, "seed": seed, "baseline": family})
             rec = load_record(folder)
             entry["final_acc"] = rec["final_acc"]
+            if rank == 0:       # a chapter's training, for the ledger (POORVIT_CHAPTER set)
+                note(rec, cached=entry["status"] in ("done", "copied"))
             if rank == 0 and progress and entry["status"] in ("done", "copied"):
                 how = "already done" if entry["status"] == "done" else f"copied from {source}"
                 print(f"{name} (seed {seed}): {how}: final test acc {rec['final_acc']:.4f}")

@@ -31,7 +31,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def test_every_command_has_a_parser():
     assert set(_subcommands(build_parser())) == set(COMMANDS) == {
-        "train", "bench", "sweep", "report", "student", "grade"}
+        "train", "bench", "sweep", "report", "chapters", "student", "grade"}
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

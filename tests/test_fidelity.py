@@ -61,11 +61,13 @@ def test_lion_and_decay_as_the_study_at_paper_and_as_the_course_at_smoke():
     assert len(param_groups(model, 0.05)[0]["params"]) < n_all
 
 
-def test_demo_is_the_paper_recipe_shortened_to_about_its_old_length():
+def test_demo_is_the_paper_recipe_shortened_to_fit_a_t4():
     demo, paper = get_train_config("demo"), get_train_config("paper")
     steps = planned_steps(demo)[1]
-    assert 3_900 <= steps <= 4_100                        # 20 epochs of 195 steps before
-    for name in ("full_repeats", "lion_betas", "decay_all", "augment_impl", "mix_partner",
+    # about a minute a run on a T4: the busiest chapters train 5 runs within ~5 minutes
+    # (poorvit.ledger; tests/test_course.py holds the chapters' estimates to the budget)
+    assert 500 <= steps <= 1_000 and not demo.full_repeats    # an epoch: one pass of samples
+    for name in ("lion_betas", "decay_all", "augment_impl", "mix_partner",
                  "whiten_eps", "whiten_source", "whiten_images", "repeats"):
         assert getattr(demo, name) == getattr(paper, name), name
 

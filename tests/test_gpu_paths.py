@@ -235,19 +235,87 @@ def test_the_notebooks_default_to_smoke():
 # --- `python -m poorvit bench gpu --tiny`: the GPU check's dry run on the CPU -------------------
 
 def test_bench_gpu_tiny_runs_every_check_on_the_cpu(tmp_path):
+    """The whole check on the CPU, one compiled step of the micro model included (inductor's CPU
+    backend: about 35 s with a warm inductor cache, 110 s cold, on one shared core; its losses held
+    equal to the eager step's by the check itself)."""
     import json
     import subprocess
     import sys
     record = tmp_path / "gpu.json"
     out = subprocess.run([sys.executable, "-m", "poorvit", "bench", "gpu", "--tiny", "--save",
-                          str(record)], capture_output=True, text=True, timeout=300)
+                          str(record)], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     rec = json.loads(record.read_text())
     status = {r["check"]: r["status"] for r in rec["checks"]}
     assert rec["device_name"].startswith("CPU") and rec["tiny"] and rec["passed"]
     assert status["precision fp16 + GradScaler"] == "PASS"
     assert status["resume fp32 -> fp16"] == "PASS"
+    assert status["torch.compile step"] == "PASS"                  # compiled == eager, on the CPU
+    from poorvit.ledger import RATE_CHECK
+    assert RATE_CHECK in status         # the row whose measured rate poorvit.ledger reads
     assert all(s in ("PASS", "SKIP") for s in status.values()), status
     assert all(r["detail"] for r in rec["checks"] if r["status"] == "SKIP")   # a reason each
     for name in status:
         assert f"{status[name]:4}  {name}" in out.stdout
+
+
+# --- a whole training step under fake CUDA tensors ----------------------------------------------
+
+def _placed(step: "T.TrainStep") -> dict[str, set[str]]:
+    """The device types of every tensor a training step keeps: parameters, buffers, gradients,
+    optimizer state, the gradient scaler's state."""
+    opt_state = [v for s in step.optimizer.state.values() for v in s.values()
+                 if isinstance(v, torch.Tensor)]
+    scaler = [t for t in (getattr(step.scaler, "_scale", None),
+                          getattr(step.scaler, "_growth_tracker", None)) if t is not None]
+    return {"parameters": {p.device.type for p in step.model.parameters()},
+            "buffers": {b.device.type for b in step.model.buffers()},
+            "gradients": {p.grad.device.type for p in step.model.parameters()
+                          if p.grad is not None},
+            "optimizer state": {t.device.type for t in opt_state},
+            "scaler": {t.device.type for t in scaler}}
+
+
+@pytest.mark.parametrize("gpu_kind, optimizer, dtype", [
+    (T4, "adamw", torch.float16),        # float16 + GradScaler, fused AdamW
+    (A100, "lion", torch.bfloat16),      # bfloat16, Lion (lion-pytorch)
+])
+def test_a_whole_train_step_keeps_every_tensor_on_the_gpu(gpu_kind, optimizer, dtype, gpu,
+                                                          restore_backends):
+    """`train.TrainStep` of the micro model with frozen whitening, on fake CUDA tensors: the
+    forward in the autocast dtype the GPU gets, the scaled loss, gradients through the frozen
+    rows' hooks, clipping, the optimizer step and the scaler's update leave every parameter,
+    buffer, gradient, optimizer state and scaler state on CUDA (a tensor made on the CPU inside
+    any of them raises a device mismatch under FakeTensorMode, as on a real GPU). Autograd's engine
+    needs a real CUDA context, so each gradient is set as backward leaves it: through the
+    parameter's hooks."""
+    torch.manual_seed(0)
+    model = ViT(get_config("micro"))
+    whiten_patch_embed(model, torch.randn(16, 3, 32, 32), freeze=True)
+    # moved under FakeTensorMode a parameter is a new object: its hooks are taken from before
+    hooks = {name: list(p._backward_hooks.values()) for name, p in model.named_parameters()
+             if p._backward_hooks}
+    assert len(hooks) == 2                                  # the frozen rows' weight and bias
+    cfg = get_train_config("smoke", optimizer=optimizer, grad_clip=1.0)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model = model.to("cuda")
+        gpu(gpu_kind)
+        step = T.TrainStep(model, cfg, "cuda")
+        assert step.dtype == dtype and step.scaler.is_enabled() == (dtype == torch.float16)
+        x = torch.randn(8, 3, 32, 32, device="cuda")
+        y = torch.randint(0, 10, (8,), device="cuda")
+        loss, logits = step.forward(x, y)
+        assert loss.device.type == "cuda" and logits.dtype == dtype and loss.dtype == torch.float32
+        assert step.scaler.scale(loss).device.type == "cuda"
+        for name, p in model.named_parameters():
+            g = torch.ones(p.shape, device="cuda")
+            for hook in hooks.get(name, ()):
+                g = hook(g)
+            p.grad = g
+        grads = _placed(step)["gradients"]
+        step.optimizer_step()
+        placed = {**_placed(step), "gradients": grads}
+    assert placed.pop("buffers") <= {"cuda"}                # the micro model has none
+    if not step.scaler.is_enabled():
+        assert placed.pop("scaler") == set()
+    assert step.optimizer.state and all(v == {"cuda"} for v in placed.values()), placed

@@ -21,6 +21,7 @@ COMMANDS = {
     "bench": "poorvit.cli.bench",
     "sweep": "poorvit.cli.sweep",
     "report": "poorvit.cli.report",
+    "chapters": "poorvit.cli.chapters",
     "student": "poorvit.cli.classroom",
     "grade": "poorvit.cli.classroom",
 }

@@ -44,34 +44,38 @@ def load_average() -> str:
 @bench("loader")
 def loader_bench(args) -> dict:
     """The study's full training augmentation (crop, flip, AutoAugment CIFAR-10, normalize, random
-    erasing, Mixup/CutMix), as device-resident batches vs torchvision's per-image pipeline
-    in a DataLoader (`augment.per_image_loader`).
+    erasing, Mixup/CutMix, repeated augmentation) alone, as device-resident batches, in images/s on
+    the device; its share of a training step (augmenting a batch over augmenting it plus the
+    `paper` model's step on it: at most 20 % on a GPU for the pipeline not to be the bottleneck);
+    and torchvision's per-image pipeline in a DataLoader (`augment.per_image_loader`) beside it.
 
-    Both run the same ops on the same images, with the same core budget (DataLoader workers = CPU
-    cores; the device path runs in the main process with torch's threads), interleaved `--repeats`
-    times; the best pass of each counts, since other work on the machine only ever slows a pass
-    down.
+    Both pipelines run the same ops on the same images, with the same core budget (DataLoader
+    workers = CPU cores; the device path runs in the main process with torch's threads),
+    interleaved `--repeats` times; the best pass of each counts, since other work on the machine
+    only ever slows a pass down. `--tiny`: 512 random images, batches of 32, the micro model's
+    step, no DataLoader workers, on the CPU unless `--device` (CI, seconds).
     """
     import torch
 
     from ..augment import TrainTransform, per_image_loader
     from ..config import get_train_config
-    from ..data import DeviceLoader, load_cifar10
+    from ..data import DeviceLoader
     from ..device import get_device
 
-    data = load_cifar10()
-    n, bs = args.images, 256
-    cfg = get_train_config(args.scale or "paper")
-    device = get_device(args.device)
-    transform = TrainTransform.from_config(cfg, len(data.classes))
-    ours = DeviceLoader(data.train_x[:n], data.train_y[:n], bs, True, device, transform=transform)
-    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    device = get_device(args.device or ("cpu" if args.tiny else None))
+    images, labels, label = _bench_images(args)
+    n, bs = min(args.images, len(labels)), 32 if args.tiny else 256
+    cfg = get_train_config(args.scale or "paper", batch_size=bs)
+    transform = TrainTransform.from_config(cfg)
+    ours = DeviceLoader(images[:n], labels[:n], bs, True, device, transform=transform,
+                        repeats=cfg.repeats, full_repeats=cfg.full_repeats)
+    default_workers = 0 if args.tiny else (os.cpu_count() or 1)
+    workers = args.workers if args.workers is not None else default_workers
     # batch-level mixing in the main process, as in timm / the study
-    dl = per_image_loader(data.train_x[:n], data.train_y[:n], cfg, bs, workers, len(data.classes),
-                          mix=True)
+    dl = per_image_loader(images[:n], labels[:n], cfg, bs, workers, mix=True)
 
-    print(f"pipeline: {transform}")
-    print(f"{n:,} images of {data.label} per pass, batch {bs}; {load_average()} before")
+    print(f"pipeline: {transform}, repeats {cfg.repeats}")
+    print(f"{n:,} images of {label} per pass, batch {bs}; {load_average()} before")
     best = {"device": math.inf, "per_image": math.inf}
     for r in range(args.repeats + 1):    # pass 0 warms both up (workers, allocator), not counted
         t_ours = _timed_pass(iter(ours), device)
@@ -85,9 +89,82 @@ def loader_bench(args) -> dict:
     print(f"torchvision per-image pipeline, DataLoader with {workers} workers:  "
           f"{rate_theirs:10,.0f} images/s")
     print(f"ratio: {rate_ours / rate_theirs:.1f}x  (best of {args.repeats} interleaved passes "
-          f"each; {load_average()} after)")
+          f"each)")
+    aug_ms = 1e3 * bs / rate_ours
+    step_times = _step_times({"step": _bench_step(args, device, bs, images, labels)}, args)
+    step_ms = 1e3 * step_times["step"]["median"]
+    share = aug_ms / (aug_ms + step_ms)
+    verdict = ("" if device.type != "cuda" else
+               "  (at most 20 %: not the bottleneck)" if share <= 0.2 else
+               "  (ABOVE 20 %: the augmentation is the bottleneck)")
+    print(f"share of a step: augmenting a batch {aug_ms:.2f} ms, the {_model_name(args)} model's "
+          f"step on it {step_ms:.2f} ms (median, fixed batch): {100 * share:.1f} % of "
+          f"{aug_ms + step_ms:.2f} ms{verdict}; {load_average()} after")
     return {"device_loader": rate_ours, "per_image_dataloader": rate_theirs,
-            "ratio": rate_ours / rate_theirs}
+            "ratio": rate_ours / rate_theirs, "augment_ms_per_batch": aug_ms,
+            "step_ms": step_ms, "augment_share": share}
+
+
+def _model_name(args) -> str:
+    return "micro" if args.tiny else "paper"
+
+
+def _bench_images(args):
+    """(uint8 images, labels, their name) for a benchmark: CIFAR-10's training set, or with `--tiny`
+    512 random images (speed does not depend on the pixels; CI needs no data)."""
+    import torch
+    if args.tiny:
+        g = torch.Generator().manual_seed(0)
+        return (torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8, generator=g),
+                torch.randint(0, 10, (512,), generator=g), "random pixels")
+    from ..data import load_cifar10
+    data = load_cifar10()
+    return data.train_x, data.train_y, data.label
+
+
+def _bench_step(args, device, batch: int, images, labels, compile=False, model=None):
+    """A `timing.BenchStep` of the step bench's model (`paper`; `--tiny`: micro) at `batch`, the
+    recipe's precision (`--precision`, default float32 as the study's code), AdamW as `train()`
+    builds it (fused on a GPU), compiled with `compile` (a mode or False; on a CPU with `--tiny`
+    through the "aot_eager" backend: inductor takes a minute there), `model` instead of poorvit's
+    (timm's)."""
+    from ..config import get_config, get_train_config
+    from ..timing import BenchStep
+    cfg = get_config(_model_name(args))
+    train_cfg = get_train_config("paper", batch_size=batch, precision=args.precision or "fp32",
+                                 compile=compile)
+    backend = "aot_eager" if compile and args.tiny and device.type == "cpu" else "inductor"
+    return BenchStep(cfg, train_cfg, images, labels, device, model=model, backend=backend)
+
+
+def _step_times(steps: dict, args) -> dict:
+    """Seconds per step of each `BenchStep` in `steps` on one batch held on the device (data left
+    out, the same batch all along: a compiled step compiles once, in the 2 untimed steps), in
+    `passes` interleaved passes of `--steps` steps, each pass timed whole by one `timing.Timer`
+    (one synchronization per pass: a step that never waits lets the host run ahead, as in
+    training). {label: {"median", "min", "max", "passes"}}; passes: `--repeats`, at least 5."""
+    import statistics
+
+    from ..timing import Timer
+    passes = max(args.repeats, 5)
+    held = {name: step.data() for name, step in steps.items()}
+
+    def run(name, n):
+        step, (x, y) = steps[name], held[name]
+        for _ in range(n):
+            step.backward(step.forward(x, y))
+            step.optimizer()
+
+    for name in steps:
+        run(name, 2)
+    times = {k: [] for k in steps}
+    for _ in range(passes):
+        for name, step in steps.items():
+            with Timer(step.device) as t:
+                run(name, args.steps)
+            times[name].append(t.ms / 1e3 / args.steps)
+    return {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "passes": v}
+            for k, v in times.items()}
 
 
 # ---- chapter 9, profiling: a training step against timm's, the matmul peak, torch.compile ------
@@ -131,74 +208,70 @@ def _fixed_batch_steps(step, n: int) -> float:
     return t.ms / 1e3 / n
 
 
-def _step_report(args, cfg, device, best: dict, med: dict) -> dict:
-    """The step benchmark's closing lines: the ratio of the two, poorvit's FLOP utilisation."""
+@bench("step")
+def step_bench(args) -> dict:
+    """ms per training step, images/s and model FLOP utilisation of poorvit's `paper` model eager,
+    compiled whole (`--compile-mode`, default "default" and, on a GPU, "reduce-overhead": CUDA
+    graphs), and timm's VisionTransformer built to the same config (the `bench` extra; its row is
+    skipped with a line when timm is missing): same batch, same AdamW, same precision, one batch
+    held on the device (`bench loader` measures the data). Each row's median over interleaved
+    passes is printed with its spread (min-max); MFU is `cost.train_flops` (poorvit's matmul
+    FLOPs, timm's model has the same) over the device's matmul peak in that precision.
+    `--tiny`: the micro model at batch 32 on the CPU (compiled through "aot_eager"), in seconds.
+    """
     import torch
 
     from ..cost import mfu, train_flops
-    from ..timing import matmul_peak
-    ratio, ratio_med = best["timm"] / best["poorvit"], med["timm"] / med["poorvit"]
-    print(f"ratio poorvit/timm images/s: {ratio:.3f} (best of {args.repeats} interleaved passes "
-          f"of {args.steps} steps), {ratio_med:.3f} (medians)")
-    flops = train_flops(cfg, args.batch)
-    peak = matmul_peak(device, torch.float32)
-    achieved = flops / best["poorvit"]
-    print(f"poorvit step: {flops / 1e9:.1f} GFLOP (forward + backward), {achieved / 1e9:.1f} "
-          f"GFLOP/s achieved; the device's float32 matmul peak: {peak / 1e9:.1f} GFLOP/s; "
-          f"utilisation {100 * mfu(flops, best['poorvit'], peak):.0f} %; {load_average()} after")
-    return {"poorvit_images_per_s": args.batch / best["poorvit"],
-            "timm_images_per_s": args.batch / best["timm"], "ratio": ratio,
-            "ratio_median": ratio_med, "gflops_per_s": achieved / 1e9,
-            "peak_gflops_per_s": peak / 1e9}
-
-
-@bench("step")
-def step_bench(args) -> dict:
-    """Training-step images/s of poorvit's `paper` model vs timm's VisionTransformer built to the
-    same config: same batch, same AdamW, float32, on one batch held on the device (no data).
-
-    The two alternate, `--repeats` passes of `--steps` steps each after one warm-up pass; each
-    model's best pass counts (other work on the machine only ever slows a pass down), the median
-    is printed beside it.
-    """
-    import statistics
-
-    import torch
-
-    from ..device import device_name
+    from ..device import PRECISIONS, device_name, get_device
     from ..optim import adamw_kind
-    from ..timing import BenchStep
+    from ..timing import matmul_peak
+    device = get_device(args.device or ("cpu" if args.tiny else None))
+    batch = min(args.batch, 32) if args.tiny else args.batch
+    images, labels, _ = _bench_images(args)
+    modes = (args.compile_mode.split(",") if args.compile_mode else
+             ["default", "reduce-overhead"] if device.type == "cuda" else ["default"])
+    modes = [m for m in modes if m != "none"]
+    steps = {"poorvit eager": _bench_step(args, device, batch, images, labels)}
+    for mode in modes:
+        step = _bench_step(args, device, batch, images, labels, compile=mode)
+        backend = "" if step.step.backend == "inductor" else f", {step.step.backend}"
+        steps[f"poorvit compiled ({mode}{backend})"] = step
+    cfg = steps["poorvit eager"].step.model.cfg
     try:
         import timm  # noqa: F401
+        torch.manual_seed(0)
+        steps["timm ViT"] = _bench_step(args, device, batch, images, labels, model=timm_vit(cfg))
     except ImportError:
-        print("step: timm is not installed, so there is nothing to compare with; install the "
-              "benchmark extra: pip install -e .[bench]")
-        return {}
-    device, cfg, train_cfg, data = _step_setup(args)
-    torch.manual_seed(0)
-    theirs = timm_vit(cfg)
-    steps = {"poorvit": BenchStep(cfg, train_cfg, data.train_x, data.train_y, device),
-             "timm": BenchStep(cfg, train_cfg, data.train_x, data.train_y, device, model=theirs)}
-    params = {k: sum(p.numel() for p in s.model.parameters()) for k, s in steps.items()}
-    print(f"step: paper preset (patch {cfg.patch_size}, {cfg.n_embd} wide, {cfg.n_layer} blocks, "
-          f"{cfg.n_head} heads, MLP ratio {cfg.mlp_ratio:g}, drop_path {cfg.drop_path}), batch "
-          f"{args.batch}, float32, AdamW ({adamw_kind(steps['poorvit'].opt)}), "
-          f"on {device_name(device)}")
-    same = "equal" if params["poorvit"] == params["timm"] else "NOT EQUAL"
-    print(f"parameters: poorvit {params['poorvit']:,}, timm {params['timm']:,}"
-          f" ({same}); {load_average()} before")
-    times = {k: [] for k in steps}
-    for r in range(args.repeats + 1):
-        for name, step in steps.items():
-            t = _fixed_batch_steps(step, args.steps)
-            if r:
-                times[name].append(t)
-    best = {k: min(v) for k, v in times.items()}
-    med = {k: statistics.median(v) for k, v in times.items()}
-    for k in steps:
-        print(f"{k:8s} {1e3 * best[k]:9.1f} ms/step  {args.batch / best[k]:8.1f} images/s   "
-              f"(median {1e3 * med[k]:.1f} ms)")
-    return _step_report(args, cfg, device, best, med)
+        print("timm ViT: skipped, timm is not installed (pip install -e .[bench])")
+    first = steps["poorvit eager"]
+    print(f"step: {_model_name(args)} preset (patch {cfg.patch_size}, {cfg.n_embd} wide, "
+          f"{cfg.n_layer} blocks, {cfg.n_head} heads, MLP ratio {cfg.mlp_ratio:g}), batch {batch}, "
+          f"{args.precision or 'fp32'} (autocast {first.dtype}), AdamW ({adamw_kind(first.opt)}),"
+          f" on {device_name(device)}; {load_average()} before")
+    times = _step_times(steps, args)
+    flops = train_flops(cfg, batch)
+    dtype = PRECISIONS[args.precision or "fp32"] or torch.float32
+    peak = matmul_peak(device, dtype, 1024 if args.tiny else None)
+    print(f"{'':40s} {'ms/step':>9s} {'(min-max)':>17s} {'images/s':>10s} {'MFU':>6s}")
+    out = {"device": device_name(device), "batch": batch, "train_flops": flops,
+           "peak_flops": peak, "rows": {}}
+    for name, t in times.items():
+        util = mfu(flops, t["median"], peak)
+        print(f"{name:40s} {1e3 * t['median']:9.2f} ({1e3 * t['min']:7.2f}-{1e3 * t['max']:7.2f})"
+              f" {batch / t['median']:10,.0f} {100 * util:5.1f}%")
+        out["rows"][name] = {"ms": 1e3 * t["median"], "ms_min": 1e3 * t["min"],
+                             "ms_max": 1e3 * t["max"], "images_per_s": batch / t["median"],
+                             "mfu": util}
+    print(f"medians of {len(t['passes'])} interleaved passes of {args.steps} steps each; "
+          f"{flops / 1e9:.2f} GFLOP a step, matmul peak {peak / 1e9:,.0f} GFLOP/s "
+          f"({str(dtype).removeprefix('torch.')}); {load_average()} after")
+    if not args.tiny and batch == 256:
+        fastest = min(v["ms"] for k, v in out["rows"].items() if k.startswith("poorvit"))
+        out["paper_baseline_s"] = 58_500 * fastest / 1e3
+        print(f"the study's baseline (58,500 steps of 256) at the fastest poorvit row: "
+              f"{out['paper_baseline_s']:,.0f} s of steps, augmentation, evaluation and "
+              f"checkpoints not included (the study: 4,658 s in all)")
+    return out
 
 
 @bench("matmul")
@@ -249,8 +322,9 @@ def compile_bench(args) -> dict:
 
 
 def _gpu_checks(args):
-    """(name, function -> detail string, reason to skip or None) of every path `bench gpu` checks.
-    `--tiny`: the micro model on 2 small batches, on the CPU unless --device says otherwise."""
+    """(name, function -> detail string or (detail, numbers for the record), reason to skip or
+    None) of every path `bench gpu` checks. `--tiny`: the micro model on 2 small batches, on the
+    CPU unless --device says otherwise (the compiled step included: inductor on the CPU)."""
     import time
 
     import torch
@@ -277,7 +351,14 @@ def _gpu_checks(args):
         step = step_of(precision=precision, compile=compile)
         losses = [step(*batch_on())[0].item() for _ in range(2)]
         assert all(math.isfinite(v) for v in losses), losses
-        return f"loss {losses[0]:.3f} -> {losses[1]:.3f}, dtype {step.dtype}"
+        if not compile:
+            return f"loss {losses[0]:.3f} -> {losses[1]:.3f}, dtype {step.dtype}"
+        eager = step_of(precision=precision)          # the same weights and batches, not compiled
+        same = [eager(*batch_on())[0].item() for _ in range(2)]
+        tol = 1e-3 if step.dtype is None else 3e-2
+        assert all(abs(a - b) <= tol for a, b in zip(losses, same)), (losses, same)
+        return (f"loss {losses[0]:.3f} -> {losses[1]:.3f}, dtype {step.dtype}; eager "
+                f"{same[0]:.3f} -> {same[1]:.3f}")
 
     def resume() -> str:
         saved = step_of(precision="fp32")
@@ -310,10 +391,12 @@ def _gpu_checks(args):
         finally:
             dist.destroy_process_group()
 
-    def demo_epoch() -> str:
+    def demo_epoch() -> tuple[str, dict]:
+        import tempfile
+
+        from ..cost import train_flops
         from ..data import load_cifar10
         from ..train import train
-        import tempfile
         cfg = get_train_config("demo", epochs=1, warmup_epochs=0.1)
         torch.cuda.reset_peak_memory_stats(device)
         t0 = time.perf_counter()
@@ -322,9 +405,12 @@ def _gpu_checks(args):
                          device=device, progress=None)
         seconds = time.perf_counter() - t0
         ips = run_.history[-1]["images_per_s"]
+        rate = train_flops(get_config("paper"), 1) * ips      # the rate poorvit.ledger reads
         peak = torch.cuda.max_memory_allocated(device) / 2**30
-        return (f"{seconds:.0f} s for one demo epoch ({ips:,.0f} img/s, "
-                f"{run_.record['autocast_dtype']}), peak memory {peak:.2f} GiB")
+        return (f"{seconds:.0f} s for one demo epoch ({ips:,.0f} img/s, {rate / 1e12:.1f} "
+                f"TFLOP/s, {run_.record['autocast_dtype']}), peak memory {peak:.2f} GiB",
+                {"images_per_s": ips, "train_flops_per_s": rate,
+                 "autocast_dtype": run_.record["autocast_dtype"]})
 
     bf16_skip = (None if not cuda or ampere_or_newer(device)
                  else "no native bf16 (capability < 8.0)")
@@ -334,7 +420,7 @@ def _gpu_checks(args):
         ("precision fp16 + GradScaler", lambda: one_step("fp16"), None),
         ("precision auto", lambda: one_step("auto"), None),
         ("torch.compile step", lambda: one_step("auto", compile=True),
-         None if cuda or not args.tiny or args.compile else "CPU compile is slow: pass --compile"),
+         "--no-compile" if args.no_compile else None),
         ("resume fp32 -> fp16", resume, None),
         ("SDPA backends, MHA", lambda: sdpa(None), no_cuda),
         ("SDPA backends, GQA", lambda: sdpa(2), no_cuda),
@@ -352,7 +438,10 @@ def gpu_bench(args) -> dict:
     for MHA, GQA and MQA, DDP with NCCL in one process, one demo epoch timed with its peak memory.
     Prints PASS / FAIL / SKIP (with the reason) per check; writes a JSON record naming the device
     (`--save`, default results/gpu/<device>.json on a GPU). `--tiny`: the same on the CPU, micro
-    model (what needs CUDA is SKIP). Exit status 1 when a check fails."""
+    model (what needs CUDA is SKIP; the compiled step runs, on inductor's CPU backend, unless
+    `--no-compile`). The demo epoch's row holds its `train_flops_per_s`: on a T4 it replaces the
+    estimated rate of `poorvit.ledger` (each chapter's time at `demo`). Exit status 1 when a check
+    fails."""
     import time
     import traceback
 
@@ -363,17 +452,18 @@ def gpu_bench(args) -> dict:
     device, checks = _gpu_checks(args)
     rows = []
     for name, fn, skip in checks:
-        t0 = time.perf_counter()
+        t0, numbers = time.perf_counter(), {}
         if skip:
             status, detail = "SKIP", skip
         else:
             try:
                 status, detail = "PASS", fn()
+                detail, numbers = detail if isinstance(detail, tuple) else (detail, {})
             except Exception as exc:                       # a failed check is a result: go on
                 status, detail = "FAIL", f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
         rows.append({"check": name, "status": status, "detail": detail,
-                     "seconds": round(time.perf_counter() - t0, 2)})
+                     "seconds": round(time.perf_counter() - t0, 2), **numbers})
         print(f"{status:4}  {name}: {detail}", flush=True)
     out = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
            "capability": (list(torch.cuda.get_device_capability(device))
@@ -417,9 +507,15 @@ def add_parser(sub) -> None:
     p.add_argument("--levers", default=None,
                    help="cpu-levers: comma-separated indices of CPU_LEVERS to run (default: all)")
     p.add_argument("--tiny", action="store_true",
-                   help="gpu: the same checks on the CPU with the micro model (CI)")
-    p.add_argument("--compile", action="store_true",
-                   help="gpu --tiny: include the compiled step (slow on a CPU)")
+                   help="gpu: the same checks on the CPU with the micro model (CI); step, "
+                        "loader: the micro model, small batches, on the CPU, in seconds")
+    p.add_argument("--compile-mode", default=None,
+                   help="step: comma-separated torch.compile modes to time (default: default, "
+                        "and reduce-overhead on a GPU; none: eager only)")
+    p.add_argument("--precision", default=None,
+                   help="step, loader: the step's precision (default fp32, the study's)")
+    p.add_argument("--no-compile", action="store_true",
+                   help="gpu: skip the compiled step (inductor takes ~0.5-2 minutes on a CPU)")
     p.add_argument("--seeds", default="0",
                    help="cpu-recipe: comma-separated seeds, one run each (e.g. 0,1,2)")
     p.set_defaults(func=run)

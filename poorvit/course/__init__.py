@@ -19,6 +19,7 @@ This module stays light: it imports no chapter module, and nothing Colab lacks (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -27,7 +28,8 @@ from ..config import (NOTEBOOK_SCALES, SCALES, TrainConfig, ViTConfig, default_s
                       get_train_config, scale_model)
 from ..data import CIFAR10, load_cifar10
 from ..device import device_name, get_device
-from ..runs import Run
+from ..ledger import note
+from ..runs import Run, run_key, runs_root
 from ..train import train
 
 
@@ -45,9 +47,16 @@ class Course:
 
     def train(self, model_cfg: ViTConfig | None = None, train_cfg: TrainConfig | None = None,
               **kwargs) -> Run:
-        """`train()` on this course's data and device; defaults to the scale's model and recipe."""
-        return train(model_cfg or self.model_cfg, train_cfg or self.train_cfg, self.data,
-                     device=self.device, **kwargs)
+        """`train()` on this course's data and device; defaults to the scale's model and recipe.
+        While `POORVIT_CHAPTER` names a chapter (notebooks/conftest.py), each training is noted in
+        the run folder's ledger (`ledger.note`: how long each chapter takes at each scale)."""
+        model_cfg, train_cfg = model_cfg or self.model_cfg, train_cfg or self.train_cfg
+        key = run_key(model_cfg, train_cfg, self.data.label)
+        folder = Path(kwargs.get("out") or runs_root() / key)
+        cached = kwargs.get("cache", True) and (folder / "record.json").exists()
+        run = train(model_cfg, train_cfg, self.data, device=self.device, **kwargs)
+        note(run.record, cached)
+        return run
 
     def baseline(self, **kwargs) -> Run:
         """The scale's baseline: its model preset and its recipe, shared by every chapter through
