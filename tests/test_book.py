@@ -118,3 +118,64 @@ def test_readme_reading_path_names_the_core_and_its_size():
         actual = len((ROOT / path).read_text().splitlines())
         stated = int(stated.replace(",", ""))
         assert abs(actual - stated) <= 0.1 * actual, f"README: {path}: {stated} lines, not {actual}"
+
+
+def test_tidy_check_fails_a_code_line_wider_than_the_page_and_names_it():
+    """90 characters fit the book's code column at 1280 px (_static/pages.css); the Colab cell,
+    removed from the page, is exempt."""
+    nb = tidy.tidy(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1  # " + "a" * 81),                  # 90: fits
+        nbformat.v4.new_code_cell("y = 2\nz = 3  # " + "b" * 82)]))        # 91 on line 2
+    found = tidy.problems(nb)
+    assert len(found) == 1 and found[0].startswith("cell 2 (id ")
+    assert "line 2: 91 characters" in found[0]
+    assert max(map(len, tidy.colab_cell_source().splitlines())) > tidy.MAX_LINE  # exempt, not short
+
+
+def test_an_explorer_is_a_live_widget_in_jupyter_and_a_figure_on_the_page():
+    """The display bundle holds the widget view and a PNG of the first view; the book's html
+    builder drops the widget view (nothing can run it there), so the page shows the PNG."""
+    import base64
+
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    from poorvit.course.widgets import WIDGET_VIEW, explorer
+
+    def draw(n):
+        plt.subplots(figsize=(4, 2))[1].plot(range(n))
+        print("printed text stays off the figure")
+        plt.show()
+
+    w = explorer(draw, n=W.IntSlider(value=3, min=2, max=9))
+    open_before = set(plt.get_fignums())
+    bundle = w._repr_mimebundle_()
+    assert set(plt.get_fignums()) == open_before                  # the static view's figure closed
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG") and WIDGET_VIEW in bundle and "n=3" in bundle["text/plain"]
+    width = int.from_bytes(png[16:20], "big")                        # IHDR: 4 in at the figure dpi
+    assert 300 <= width <= 4 * plt.rcParams["figure.dpi"] + 10
+    plt.close("all")
+    overrides = CONFIG["sphinx"]["config"]["nb_mime_priority_overrides"]
+    assert ["html", WIDGET_VIEW, None] in overrides
+
+
+def test_the_course_plots_fit_the_book_column():
+    """The generic plots stay within plots.MAX_WIDTH (10 in, shown at >= 69 % at 1280 px) however
+    many panels they are asked for: grids shrink their panels, single plots stop growing."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from poorvit.course import plots
+
+    images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8)
+    figures = [plots.image_grid(images, ncols=12),
+               plots.class_grid(images, torch.arange(24) % 2, ["a", "b"], per_class=12),
+               plots.attention_compare(images[:12], {"last": torch.rand(12, 64)}),
+               plots.curves({"run": [{"epoch": 1, "loss": 2.0, "test_acc": 0.3, "lr": 1e-3}]},
+                            keys=("loss", "test_acc", "lr"))[0].figure,
+               plots.bars({str(i): i for i in range(20)}, "value").figure,
+               plots.filters_grid(torch.randn(48, 3, 4, 4), ncols=24).figure]
+    widths = [fig.get_size_inches()[0] for fig in figures]
+    plt.close("all")
+    assert max(widths) <= plots.MAX_WIDTH + 1e-9 and min(widths) > 3, widths

@@ -3,6 +3,8 @@
 Every notebook in notebooks/ is stored
 * without outputs, execution counts or saved widget state,
 * with the `python3` kernel,
+* with code lines of at most MAX_LINE (90) characters: the book's code column holds 90 at a 1280 px
+  window (_static/pages.css; .ci/check_pages.py fails a code block wider than its column),
 * with the Colab cell first: on Colab it installs the course package from the repository whose URL
   `_config.yml` holds (the one place it is written); anywhere else it does nothing. Where
   `POORVIT_COLAB_SOURCE` is set (a local checkout's path, a wheel: what pip takes), it installs the
@@ -39,6 +41,7 @@ def repository() -> tuple[str, str]:
     return repo["url"].rstrip("/"), repo.get("branch", "main")
 
 
+MAX_LINE = 90   # characters per code line: what the book's code column shows at 1280 px
 COLAB_SOURCE_VAR = "POORVIT_COLAB_SOURCE"   # what pip installs instead: a checkout's path, a wheel
 
 
@@ -107,6 +110,12 @@ def problems(nb: nbformat.NotebookNode) -> list[str]:
         if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None
                                          or "execution" in cell.metadata):
             found.append(f"cell {i} holds outputs or an execution record")
+        hidden = {"remove-cell", "remove-input"} & set(cell.metadata.get("tags", []))
+        if cell.cell_type == "code" and not hidden:   # code the page shows (not the Colab cell)
+            for n, line in enumerate(cell.source.splitlines(), 1):
+                if len(line) > MAX_LINE:
+                    found.append(f"cell {i} (id {cell.get('id', '?')}) line {n}: {len(line)} "
+                                 f"characters, at most {MAX_LINE}: {line.strip()[:40]}...")
     return found
 
 

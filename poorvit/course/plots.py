@@ -17,6 +17,11 @@ import torch
 
 from ..data import denormalize
 
+# The widest figure (inches) the book shows readably: its text column is ~690 px at a 1280 px window
+# and notebook figures are saved at 100 dpi, so 10 in is shown at 69 % (.ci/check_pages.py fails a
+# figure shown at under half its size). Grids shrink their panels to fit; single plots stay under.
+MAX_WIDTH = 10.0
+
 
 def to_display(img: torch.Tensor) -> np.ndarray:
     """(3, H, W) uint8 / [0, 1] float / normalized float -> (H, W, 3) float in [0, 1] for imshow."""
@@ -33,6 +38,7 @@ def image_grid(images: torch.Tensor, titles: list[str] | None = None, ncols: int
     """A grid of images with optional titles; returns the figure."""
     n = len(images)
     nrows = math.ceil(n / ncols)
+    size = min(size, MAX_WIDTH / ncols)
     fig, axes = plt.subplots(nrows, ncols, squeeze=False,
                              figsize=(ncols * size, nrows * size * (1.25 if titles else 1)))
     for i, ax in enumerate(axes.flat):
@@ -51,6 +57,7 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: i
                size: float = 1.0):
     """`per_class` examples of every class, one row each, the class name on the left; returns the
     figure."""
+    size = min(size, MAX_WIDTH / per_class)
     fig, axes = plt.subplots(len(classes), per_class, squeeze=False,
                              figsize=(per_class * size, len(classes) * size))
     for c, name in enumerate(classes):
@@ -105,6 +112,7 @@ def attention_compare(images: torch.Tensor, rows: dict, titles: list[str] | None
     """Several attention read-outs side by side: {row name: (B, N) attention over patches} laid over
     the B images, one row per read-out (e.g. last block vs rollout)."""
     B = len(images)
+    size = min(size, MAX_WIDTH / B)
     fig, axes = plt.subplots(len(rows), B, figsize=(B * size, len(rows) * size + 0.3),
                              squeeze=False)
     for r, (name, attn) in enumerate(rows.items()):
@@ -148,6 +156,7 @@ def filters_grid(weight: torch.Tensor, ncols: int = 12, ax=None, title: str | No
         canvas[r * (p + 1):r * (p + 1) + p, c * (p + 1):c * (p + 1) + p] = \
             w[i].permute(1, 2, 0).numpy()
     if ax is None:
+        size = min(size, MAX_WIDTH / ncols)
         ax = plt.subplots(figsize=(ncols * size, nrows * size))[1]
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
@@ -162,7 +171,8 @@ def curves(runs: dict, keys=("loss", "test_acc"), xkey: str = "epoch", axes=None
     labels = {"loss": "training loss", "test_acc": "test accuracy",
               "train_acc": "training accuracy", "lr": "learning rate"}
     if axes is None:
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(keys), figsize=(min(4.2 * len(keys), MAX_WIDTH), 3.2),
+                                 squeeze=False)
         axes = axes[0]
     for name, run in runs.items():
         history = run.history if hasattr(run, "history") else run
@@ -225,7 +235,7 @@ def similarity_matrix(sim: torch.Tensor, ax=None, title: str | None = None,
 def bars(values: dict, ylabel: str, ax=None, fmt: str = "{:,.0f}", title: str | None = None,
          color=None):
     """A labelled bar chart of {name: value}, each bar annotated with its value."""
-    ax = ax or plt.subplots(figsize=(max(3, 0.8 * len(values)), 3))[1]
+    ax = ax or plt.subplots(figsize=(min(max(3, 0.8 * len(values)), MAX_WIDTH), 3))[1]
     names, vals = list(values), list(values.values())
     rects = ax.bar(names, vals, color=color)
     for r, v in zip(rects, vals):
