@@ -66,3 +66,16 @@ def test_exercise_checks_pass_right_answers_and_explain_wrong_ones(name, capsys)
     assert check(name, RIGHT[name]).startswith(f"✓ {name}")
     with pytest.raises(ExerciseError, match=f"✗ {name}: .+\nHint: "):
         check(name, WRONG[name])
+
+
+def test_the_patch_size_figure_fits_a_book_column():
+    """Four patch sizes: two images a row beside the cost panel (at most 3 panels a row), at most
+    10 inches wide, with the T labels in readable type (the page shrinks wider figures)."""
+    img = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    fig = ch.patch_sizes(img, (2, 4, 8, 16), 64)
+    assert fig.get_size_inches()[0] <= 10
+    columns = {round(ax.get_position().x0, 3) for ax in fig.axes}
+    assert len(fig.axes) == 5 and len(columns) == 3
+    labels = [t for t in fig.axes[-1].texts if t.get_text().startswith("T=")]
+    assert [t.get_text() for t in labels] == ["T=257", "T=65", "T=17", "T=5"]
+    assert min(t.get_fontsize() for t in labels) >= 8

@@ -20,9 +20,23 @@ def test_attention_flops_formula_equals_flop_counter(T, C, H):
 
 
 def test_attention_scaling_rows():
-    rows = ch.attention_scaling([8, 16], 16, 2, repeats=1)
+    rows = ch.attention_scaling([8, 16], 16, 2, repeats=3)
     assert [r["tokens"] for r in rows] == [8, 16]
     assert all(r["flops"] == r["formula_flops"] for r in rows)
+    # the fastest try and the median of the tries
+    assert all(0 < r["seconds"] <= r["median"] for r in rows)
+
+
+def test_attention_grid_of_many_heads_fits_a_book_column():
+    """Twelve heads (the study's model): the first seven and their mean, at most 10 inches wide;
+    asked for, any heads."""
+    img = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    maps = torch.rand(2, 12, 65, 65).softmax(-1)                    # (L, H, T, T) of one image
+    fig = ch.attention_grid(img, maps)
+    assert len(fig.axes) == 2 * 8 and fig.get_size_inches()[0] <= 10
+    assert [ax.get_title() for ax in fig.axes[:8]] == [f"head {h}" for h in range(7)] + ["mean"]
+    fig = ch.attention_grid(img, maps, heads=[11], blocks=[1])
+    assert [ax.get_title() for ax in fig.axes] == ["head 11", "mean"]
 
 
 def test_softmax_without_the_scale_saturates():

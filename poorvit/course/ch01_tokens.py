@@ -33,14 +33,14 @@ def _cost_bars(ax, image_size: int, sizes, n_embd: int, n_cls: int = 1,
                edgecolor=["black" if p == highlight else "none" for p in sizes], linewidth=2)
     for i, c in enumerate(costs):
         top = max(c["attention_projections"], c["attention_scores"])
-        ax.annotate(f"T={c['tokens']}", (i, top), ha="center", va="bottom", fontsize=7,
+        ax.annotate(f"T={c['tokens']}", (i, top), ha="center", va="bottom", fontsize=8,
                     fontweight="bold" if sizes[i] == highlight else "normal")
     ax.set_yscale("log")
     ax.set_xticks(x, [str(p) for p in sizes])
     ax.set_xlabel("patch size p (pixels)")
     ax.set_ylabel("FLOPs of one attention layer")
     ax.set_title(f"attention cost per image (n_embd = {n_embd})", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=8, loc="upper right")
     ax.margins(y=0.15)
     return ax
 
@@ -64,15 +64,18 @@ def patch_view(image: torch.Tensor, patch_size: int, n_embd: int, n_cls: int = 1
 
 
 def patch_sizes(image: torch.Tensor, sizes=(2, 4, 8, 16), n_embd: int = 192, n_cls: int = 1):
-    """The static page of `patch_view`: the image at every patch size in `sizes`, then their
-    attention cost."""
+    """The static page of `patch_view`: the image at every patch size in `sizes`, two to a row on
+    the left (sized for a book's text column, about 9.5 inches wide), then their attention cost on
+    the right."""
     n = len(sizes)
-    fig, axes = plt.subplots(1, n + 1, figsize=(2.3 * n + 4, 3.0),
-                             gridspec_kw={"width_ratios": [1] * n + [1.9]})
-    for ax, p in zip(axes, sizes):
+    rows = -(-n // 2)
+    fig = plt.figure(figsize=(9.5, 2.3 * rows + 0.4))
+    grid = fig.add_gridspec(rows, 3, width_ratios=[1, 1, 2.3])
+    for i, p in enumerate(sizes):
+        ax = fig.add_subplot(grid[i // 2, i % 2])
         patch_grid(image, p, ax=ax)
         ax.set_title(f"p = {p}: {(image.shape[-1] // p) ** 2} patches", fontsize=9)
-    _cost_bars(axes[-1], image.shape[-1], list(sizes), n_embd, n_cls)
+    _cost_bars(fig.add_subplot(grid[:, 2]), image.shape[-1], list(sizes), n_embd, n_cls)
     fig.tight_layout()
     return fig
 
@@ -128,8 +131,8 @@ def similarity_maps(pos: torch.Tensor, grid: int, ax=None, title: str | None = N
                    interpolation="nearest")
     step = grid + 1
     ticks = np.arange(grid) * step + (grid - 1) / 2
-    ax.set_xticks(ticks, range(grid), fontsize=6)
-    ax.set_yticks(ticks, range(grid), fontsize=6)
+    ax.set_xticks(ticks, range(grid), fontsize=8)
+    ax.set_yticks(ticks, range(grid), fontsize=8)
     ax.set_xlabel("patch column")
     ax.set_ylabel("patch row")
     if title:

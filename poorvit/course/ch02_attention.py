@@ -27,20 +27,22 @@ from .widgets import explorer
 # ---- where attention looks -----------------------------------------------------------------------
 
 def attention_grid(image: torch.Tensor, maps: torch.Tensor, n_cls: int = 1, query: int = 0,
-                   blocks=None, size: float = 1.05):
+                   blocks=None, heads=None, size: float = 1.1):
     """Where token `query` (default: the first class token) looks, laid over its image: one row per
-    block, one column per head, and the mean over heads last. `maps`: (n_layer, n_head, T, T) of one
-    image. Each panel has its own colour scale."""
+    block, one column per head in `heads` (default: all, at most the first 7, so that a row fits a
+    book's column), and the mean over all heads last. `maps`: (n_layer, n_head, T, T) of one image.
+    Each panel has its own colour scale."""
     L, H = maps.shape[:2]
     blocks = list(range(L) if blocks is None else blocks)
-    fig, axes = plt.subplots(len(blocks), H + 1, squeeze=False,
-                             figsize=((H + 1) * size, len(blocks) * size + 0.3))
+    heads = list(range(min(H, 7)) if heads is None else heads)
+    fig, axes = plt.subplots(len(blocks), len(heads) + 1, squeeze=False,
+                             figsize=((len(heads) + 1) * size, len(blocks) * size + 0.3))
     for r, b in enumerate(blocks):
-        for h in range(H + 1):
-            a = maps[b].mean(0) if h == H else maps[b, h]
-            attention_on_image(image, a[query, n_cls:], ax=axes[r, h])
+        for c, h in enumerate([*heads, "mean"]):
+            a = maps[b].mean(0) if h == "mean" else maps[b, h]
+            attention_on_image(image, a[query, n_cls:], ax=axes[r, c])
             if r == 0:
-                axes[r, h].set_title("mean" if h == H else f"head {h}", fontsize=8)
+                axes[r, c].set_title("mean" if h == "mean" else f"head {h}", fontsize=8)
         axes[r, 0].text(-0.08, 0.5, f"block {b}", transform=axes[r, 0].transAxes, rotation=90,
                         ha="right", va="center", fontsize=8)
     fig.tight_layout(pad=0.3)
@@ -104,7 +106,7 @@ def softmax_saturation(head_dims=(4, 8, 16, 32, 64, 128, 256, 512), n_tokens: in
         axes[0].plot(head_dims, [s["peak"] for s in stats], style, label=label)
         axes[1].plot(head_dims, [s["jacobian"] for s in stats], style, label=label)
     axes[0].axhline(1 / n_tokens, color="gray", lw=0.8, ls=":")
-    axes[0].annotate("uniform (1/T)", (head_dims[0], 1 / n_tokens), fontsize=7, va="bottom",
+    axes[0].annotate("uniform (1/T)", (head_dims[0], 1 / n_tokens), fontsize=8, va="bottom",
                      color="gray")
     axes[0].set_ylabel("mean largest attention weight")
     axes[1].set_ylabel("‖softmax Jacobian‖, median row")
@@ -124,9 +126,10 @@ def softmax_saturation(head_dims=(4, 8, 16, 32, 64, 128, 256, 512), n_tokens: in
 def measure_attention(n_tokens: int, n_embd: int, n_head: int, repeats: int = 5, batch: int = 1,
                       device: str | torch.device | None = None, seed: int = 0) -> dict:
     """One `Attention` layer on random tokens (batch, n_tokens, n_embd): its FLOPs per image,
-    counted by `cost.count_flops` on the explicit path, and its seconds per image on the fast path,
-    the fastest of `repeats` timed forward passes (the one least disturbed by other work on the
-    machine). `device`: None is `device.get_device`'s default."""
+    counted by `cost.count_flops` on the explicit path, and its seconds per image on the fast path:
+    `seconds` the fastest of `repeats` timed forward passes (the one least disturbed by other work
+    on the machine), `median` their median (how much the tries spread). `device`: None is
+    `device.get_device`'s default."""
     device = get_device(device)
     torch.manual_seed(seed)
     attn = Attention(get_config("micro", n_embd=n_embd, n_head=n_head)).to(device).eval()
@@ -138,7 +141,8 @@ def measure_attention(n_tokens: int, n_embd: int, n_head: int, repeats: int = 5,
         with Timer(device) as t:
             attn(x)
         times.append(t.ms / 1e3)
-    return {"tokens": n_tokens, "flops": flops, "seconds": min(times) / batch}
+    return {"tokens": n_tokens, "flops": flops, "seconds": min(times) / batch,
+            "median": float(np.median(times)) / batch}
 
 
 def attention_scaling(token_counts, n_embd: int, n_head: int, repeats: int = 5, batch: int = 1,

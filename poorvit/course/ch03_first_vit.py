@@ -1,16 +1,33 @@
 """Chapter 3, a first ViT: reading a trained classifier (its accuracy per class, the mistakes it
 makes with the most confidence) and the `first-vit/*` exercise checks. Its predictions come from
-`poorvit.train.predict`; the plots it draws are the generic ones of `poorvit.course.plots`.
+`poorvit.train.predict`; its plots are the generic ones of `poorvit.course.plots`, plus
+`overfitting_curves`.
 
     probs = predict(run.model, data.test_x)       # (n_images, n_classes) probabilities, on the CPU
     ch.per_class_accuracy(probs.argmax(1), data.test_y, 10)
     idx = ch.confident_mistakes(probs, data.test_y, k=16)   # the wrong answers it was surest of
+
+It also holds the chapter's small-data regime (`small_data_config`: a few thousand images, many
+epochs, no augmentation, where train accuracy climbs far above test), which chapter 4 reuses to
+show augmentation closing the gap; `train_test_accuracy` measures that gap, `sampling_noise` the
+noise band of one model's two accuracies.
+
+    tcfg = ch.small_data_config(course.scale, seed=0)
+    run = course.train(train_cfg=tcfg)
+    train_acc, test_acc = ch.train_test_accuracy(run, data)
 """
 from __future__ import annotations
 
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
-from ..config import TrainConfig
+from ..config import NOTEBOOK_SCALES, SCALES, TrainConfig, default_scale, get_train_config
+from ..data import CIFAR10
+from ..runs import Run
+from ..train import predict
 from .exercises import ExerciseError, as_int, exercise, expect_close
 
 
@@ -65,6 +82,92 @@ def recipe_against(other: TrainConfig, here: TrainConfig) -> str:
     if not adds:
         return "with less augmentation than this recipe (no " + ", ".join(drops) + ")"
     return "with other augmentation: " + ", ".join(adds) + " instead of " + ", ".join(drops)
+
+
+# ---- the small-data regime ----------------------------------------------------------------------
+
+# Per scale: (training images, epochs, evaluate every n epochs), from the scale's table
+# (`config.SCALES[scale]["regimes"]["small data"]`). smoke: 1,000 images for 30 epochs (930 steps
+# of 32) overfit within about half a minute on two cores; demo and paper: the study's model on
+# 5,000 images for 30 epochs of 256 (under a minute on a T4, by the course's estimate).
+SMALL_DATA = {scale: (r["train_subset"], r["epochs"], r["eval_every"])
+              for scale in NOTEBOOK_SCALES
+              for r in [SCALES[scale]["regimes"]["small data"]]}
+# augmentation off, field by field (mix_prob, augment_impl, mix_partner then do nothing)
+NO_AUGMENTATION = dict(crop_pad=0, flip=False, autoaugment=False, random_erasing=0.0,
+                       mixup_alpha=0.0, cutmix_alpha=0.0, repeats=1, full_repeats=False)
+
+
+def small_data_config(scale: str | None = None, seed: int = 0, **overrides) -> TrainConfig:
+    """The small-data regime of `scale` (default `default_scale()`): the scale's recipe (optimizer,
+    lr, weight decay, label smoothing, batch size) on a few thousand training images for many
+    epochs, with no augmentation at all (`NO_AUGMENTATION`) and a linear warmup of a tenth of the
+    run, so that the model memorizes its training images: train accuracy climbs far above test.
+    `overrides`: any `TrainConfig` field (chapter 4 adds augmentation to this same regime).
+    Raises ValueError for a scale the chapters do not run at (`SMALL_DATA`)."""
+    scale = scale or default_scale()
+    if scale not in SMALL_DATA:
+        raise ValueError(f"no small-data regime for scale {scale!r}; "
+                         f"choose one of {', '.join(SMALL_DATA)}")
+    n, epochs, every = SMALL_DATA[scale]
+    values = dict(NO_AUGMENTATION, train_subset=n, epochs=epochs, eval_every=every, seed=seed)
+    values.update(overrides)
+    values.setdefault("warmup_epochs", values["epochs"] / 10)
+    return get_train_config(scale, **values)
+
+
+def sampling_noise(acc_a: float, n_a: int, acc_b: float, n_b: int, k: float = 2.0) -> float:
+    """The noise band, in points, of a difference between two accuracies (fractions) measured on
+    `n_a` and `n_b` images: `k` binomial standard errors of the difference, 100 * k *
+    sqrt(a (1 - a) / n_a + b (1 - b) / n_b). What one model's train-vs-test comparison carries
+    even without a second seed (`report.verdict(..., noise=)`); seeds spread more."""
+    var = acc_a * (1 - acc_a) / n_a + acc_b * (1 - acc_b) / n_b
+    return 100 * k * math.sqrt(var)
+
+
+def overfitting_curves(runs, axes=None):
+    """Runs of one regime (several seeds): per epoch, accuracy (left) and loss (right) on the
+    training batches as the model trains (solid) and on the test images each evaluation
+    (dashed); the gap between the seeds' mean train and test accuracy shaded. Returns the axes."""
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(9, 3.4))[1]
+    train_rows, test_rows = {}, {}
+    for i, run in enumerate(runs):
+        h = run.history
+        tested = [r for r in h if r["test_acc"] is not None]
+        first = i == 0
+        axes[0].plot([r["epoch"] for r in h], [100 * r["train_acc"] for r in h], "-",
+                     color="tab:blue", lw=1.2, label="train (its batches)" if first else None)
+        axes[0].plot([r["epoch"] for r in tested], [100 * r["test_acc"] for r in tested], "--",
+                     color="tab:orange", lw=1.2, label="test" if first else None)
+        axes[1].plot([r["epoch"] for r in h], [r["loss"] for r in h], "-", color="tab:blue",
+                     lw=1.2, label="train (label-smoothed)" if first else None)
+        axes[1].plot([r["epoch"] for r in tested], [r["test_loss"] for r in tested], "--",
+                     color="tab:orange", lw=1.2, label="test" if first else None)
+        for r in tested:
+            train_rows.setdefault(r["epoch"], []).append(100 * r["train_acc"])
+            test_rows.setdefault(r["epoch"], []).append(100 * r["test_acc"])
+    epochs = sorted(train_rows)
+    axes[0].fill_between(epochs, [np.mean(train_rows[e]) for e in epochs],
+                         [np.mean(test_rows[e]) for e in epochs], color="tab:red", alpha=0.12,
+                         label="the gap")
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].set_ylabel("cross-entropy")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].figure.tight_layout()
+    return axes
+
+
+def train_test_accuracy(run: Run, data: CIFAR10) -> tuple[float, float]:
+    """(train accuracy, test accuracy) of a finished run, as fractions: its model in eval mode on
+    the training images its recipe trained on (the first `train_subset`, unaugmented), and the
+    run's final accuracy on the full test set (`run.final_acc`, measured by `train()`)."""
+    n = run.train_cfg.train_subset or len(data.train_y)
+    pred = predict(run.model, data.train_x[:n]).argmax(-1)
+    return (pred == data.train_y[:n]).float().mean().item(), run.final_acc
 
 
 # ---- exercise checks ("first-vit/...") -----------------------------------------------------------
@@ -122,4 +225,6 @@ def _check_confident_mistakes(fn) -> str:
             "in the same order")
 
 
-__all__ = ["per_class_accuracy", "confident_mistakes", "augmentation_words", "recipe_against"]
+__all__ = ["per_class_accuracy", "confident_mistakes", "augmentation_words", "recipe_against",
+           "small_data_config", "train_test_accuracy", "sampling_noise", "overfitting_curves",
+           "SMALL_DATA", "NO_AUGMENTATION"]
