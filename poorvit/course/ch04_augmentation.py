@@ -1,7 +1,7 @@
 """Chapter 4, augmentation: one op of the study's pipeline at a time (`single_op`, `SINGLE_OPS`),
 what each does to an image (`augment_rows`, `augment_views`, `autoaugment_gallery`,
-`augmentation_explorer`), the study's ablation beside this run's (`study_vs_measured`), and the
-`augmentation/*` exercise checks.
+`augmentation_explorer`), augmentation at work in chapter 3's small-data regime
+(`small_data_figure`), and the `augmentation/*` exercise checks.
 
     from poorvit.course import ch04_augmentation as ch
     ch.augment_rows(x8, y8, ["crop", "flip", "autoaugment", "random_erasing", "study"],
@@ -17,7 +17,7 @@ from ..augment import TrainTransform
 from ..data import denormalize
 from ..study import study_augmentation
 from .exercises import ExerciseError, exercise, expect_close
-from .plots import bars, image_grid, to_display
+from .plots import image_grid, to_display
 from .widgets import explorer
 
 SINGLE_OPS = ("crop", "flip", "autoaugment", "random_erasing", "mixup", "cutmix", "study")
@@ -69,7 +69,7 @@ def augment_rows(images: torch.Tensor, labels: torch.Tensor, ops, classes, seed:
         for j, ax in enumerate(axes[r]):
             ax.imshow(to_display(x[j]), interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(_soft_title(target[j], classes), fontsize=6.5)
+            ax.set_title(_soft_title(target[j], classes), fontsize=8)
         axes[r, 0].set_ylabel(name.replace("_", " "), fontsize=8)
     fig.tight_layout()
     return fig
@@ -126,7 +126,7 @@ def _op_label(op: str, m: float) -> str:
     return op
 
 
-def autoaugment_gallery(image: torch.Tensor, bin: int = 9, ncols: int = 8, size: float = 1.3):
+def autoaugment_gallery(image: torch.Tensor, bin: int = 9, ncols: int = 8, size: float = 1.2):
     """Every op AutoAugment can draw, on one uint8 image (3, H, W), at magnitude `bin` of 10
     (positive sign)."""
     from torchvision.transforms import v2
@@ -142,21 +142,29 @@ def autoaugment_gallery(image: torch.Tensor, bin: int = 9, ncols: int = 8, size:
                                  f"AutoAugment's operations at magnitude bin {bin} of 10")
 
 
-def study_vs_measured(study: dict, measured: dict, labels: dict, scale: str, axes=None):
-    """Two panels of bars over the same rows: the study's reported accuracy and this run's measured
-    one (%)."""
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2))
-    for ax, values, title, color in (
-            (axes[0], study, "reported by the study (paper scale)", "tab:blue"),
-            (axes[1], measured, f"measured here ({scale} scale)", "tab:orange")):
-        shown = {labels[k]: v for k, v in values.items()}
-        bars(shown, "CIFAR-10 test accuracy (%)", ax=ax, title=title, color=color,
-             fmt="{:.2f}" if values is study else "{:.1f}")
-        lo, hi = min(shown.values()), max(shown.values())
-        ax.set_ylim(max(0, lo - 2 * (hi - lo) - 1), hi + (hi - lo) + 1)
-    axes[0].figure.tight_layout()
-    return axes
+def small_data_figure(results: dict, n_images: int, ax=None):
+    """Train and test accuracy of the small-data regime, one pair of bars per recipe (the means over
+    seeds, each seed a dot): results {recipe: [(train %, test %) per seed]}. The space between a
+    recipe's two bars is its overfitting gap."""
+    ax = ax or plt.subplots(figsize=(5.6, 3.3))[1]
+    width = 0.38
+    kinds = ((f"train (its {n_images:,} images)", "tab:blue"),
+             ("test (the test set)", "tab:orange"))
+    for k, (label, runs) in enumerate(results.items()):
+        for j, (what, color) in enumerate(kinds):
+            values = [run[j] for run in runs]
+            x = k + (j - 0.5) * width
+            mean = sum(values) / len(values)
+            ax.bar(x, mean, width, color=color, alpha=0.85, label=what if k == 0 else None)
+            ax.scatter([x] * len(values), values, s=14, color="black", zorder=3)
+            ax.text(x, mean / 2, f"{mean:.1f}", ha="center", va="center", fontsize=9,
+                    color="white", fontweight="bold")
+    ax.set_xticks(range(len(results)), list(results))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    return ax
 
 
 def augmentation_explorer(images, labels, classes, n: int = 16) -> W.Widget:
@@ -244,4 +252,4 @@ def _check_smoothing(fn) -> str:
 
 
 __all__ = ["SINGLE_OPS", "single_op", "augment_rows", "augment_views", "autoaugment_gallery",
-           "study_vs_measured", "augmentation_explorer"]
+           "small_data_figure", "augmentation_explorer"]

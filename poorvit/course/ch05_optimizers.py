@@ -1,11 +1,14 @@
 """Chapter 5, optimizers: learning-rate schedules and sweeps (`lr_schedules`, `lr_sweep`), the size
-of each coordinate's update (`update_sizes`), AdamW and Lion on a valley (`optimizer_paths`,
+of each coordinate's update (`update_sizes`), what a sweep shows against its seed spread
+(`seed_spread`, `sweep_verdicts`), AdamW and Lion on a valley (`optimizer_paths`,
 `optimizer_explorer`), and the `optimizers/*` exercise checks.
 
     from poorvit.course import ch05_optimizers as ch
     ch.optimizer_paths(lr_adamw=0.1, lr_lion=0.1, steps=60)
 """
 from __future__ import annotations
+
+import math
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -34,15 +37,146 @@ def lr_schedules(configs: dict, ax=None, steps: int = 400):
     return ax
 
 
-def lr_sweep(results: dict, ax=None, title: str | None = None):
-    """Final test accuracy against peak learning rate, one line per optimizer:
-    {name: [(lr, acc 0..1), ...]}."""
+def _seed_lists(points) -> list[tuple[float, list[float]]]:
+    """[(lr, [acc, ...]), ...] sorted by lr, from points whose acc is a number or a seed list."""
+    def seeds(acc):
+        return [float(a) for a in (acc if isinstance(acc, (list, tuple)) else [acc])]
+    return sorted((float(lr), seeds(acc)) for lr, acc in points)
+
+
+def seed_spread(results: dict) -> float:
+    """The seed spread of a sweep, in points (%): the pooled sample standard deviation of the
+    accuracy over seeds, sqrt(mean of the per-point variances), over every grid point with at least
+    two seeds. results {name: [(lr, [acc 0..1 per seed]), ...]}.
+
+    Raises ValueError when no point has two seeds."""
+    variances = [np.var([100 * a for a in accs], ddof=1)
+                 for points in results.values() for _, accs in _seed_lists(points) if len(accs) > 1]
+    if not variances:
+        raise ValueError("seed_spread: no grid point has two seeds; train each point with at least "
+                         "two seeds (TrainConfig.seed)")
+    return float(math.sqrt(np.mean(variances)))
+
+
+def _band(spread: float, na: int, nb: int, k: float = 2.0) -> float:
+    """The noise band (points) of a difference of two means of na and nb seeds, from the pooled
+    seed spread: k * spread * sqrt(1/na + 1/nb) (`report.verdict`'s rule, with the pooled std)."""
+    return k * spread * math.sqrt(1 / na + 1 / nb)
+
+
+def sweep_verdicts(results: dict, spread: float | None = None) -> dict:
+    """What a learning-rate sweep shows, each comparison by `report.verdict` against the noise band
+    of the pooled seed spread (`seed_spread`, points). results {name: [(lr, [acc 0..1 per seed]),
+    ...]}, the same grid for every optimizer.
+
+    Returns {name: {"best_lr", "best_acc" (mean, %), "near": the rates whose mean is within noise of
+    the best, "largest": the largest rate's `Verdict` against the best}, "spread": the seed spread,
+    "order": how the best rates compare ("below", "above", "same", or "unclear" when the rates
+    within noise of each best overlap), "by_rate": {lr: `Verdict` of Lion against AdamW at that
+    rate}, with Lion and AdamW read as the second and first name when those two are not swept}."""
+    from ..report import verdict
+
+    spread = seed_spread(results) if spread is None else spread
+    out: dict = {"spread": spread}
+    for name, points in results.items():
+        pts = _seed_lists(points)
+        means = [float(np.mean(accs)) for _, accs in pts]
+        b = int(np.argmax(means))
+        best_lr, best = pts[b]
+
+        def against_best(accs):
+            return verdict([100 * a for a in accs], [100 * a for a in best],
+                           noise=_band(spread, len(accs), len(best)))
+        near = [lr for lr, accs in pts if lr == best_lr or against_best(accs).within]
+        out[name] = {"best_lr": best_lr, "best_acc": 100 * means[b], "near": near,
+                     "largest": against_best(pts[-1][1]), "largest_is_best": b == len(pts) - 1}
+    names = [n for n in results]
+    first, second = ("AdamW", "Lion") if {"AdamW", "Lion"} <= set(names) else names[:2]
+    mine, theirs = dict(_seed_lists(results[second])), dict(_seed_lists(results[first]))
+    out["by_rate"] = {lr: verdict([100 * x for x in mine[lr]], [100 * x for x in theirs[lr]],
+                                  noise=_band(spread, len(mine[lr]), len(theirs[lr])))
+                      for lr in sorted(mine) if lr in theirs}
+    out["pair"], out["names"] = (first, second), names
+    a, o = out[first]["near"], out[second]["near"]
+    if a == o and len(a) == 1:
+        order = "same"
+    elif max(o) < min(a):
+        order = "below"
+    elif min(o) > max(a):
+        order = "above"
+    else:
+        order = "unclear"
+    out["order"] = order
+    return out
+
+
+def sweep_sentences(found: dict) -> dict[str, str]:
+    """The comparative sentences of a sweep, from `sweep_verdicts`' result: "rule" (where Lion's
+    best rate lies against AdamW's, and what that says of the rule of thumb), "largest" (how each
+    optimizer's largest rate did against its best), "by_rate" (Lion against AdamW at each rate) and
+    "direction" (whether the largest rate hurt Lion beyond noise while AdamW's stayed within noise
+    of its best, the direction the rule of thumb predicts). Each starts with a capital, without a
+    final full stop."""
+    rule = {
+        "below": "Lion's best rate is below AdamW's by more than the noise, as the rule of thumb "
+                 "predicts for sign updates",
+        "same": "Both did best at the same rate of this grid, by more than the noise: this sweep "
+                "does not show the rule of thumb",
+        "above": "Lion's best rate is above AdamW's by more than the noise, against the rule of "
+                 "thumb",
+        "unclear": "The rates within noise of each optimizer's best overlap, so this sweep cannot "
+                   "say whether Lion's best rate is below AdamW's: it neither confirms nor "
+                   "contradicts the rule of thumb",
+    }[found["order"]]
+    parts = []
+    for name in found["names"]:
+        f = found[name]
+        v = f["largest"]
+        if f["largest_is_best"]:
+            parts.append(f"the largest rate was {name}'s best" + (
+                ", by more than the noise" if len(f["near"]) == 1
+                else ", within noise of a smaller one"))
+        elif v.within:
+            parts.append(f"{name}'s largest rate was within noise of its best "
+                         f"({v.diff:+.1f} points, noise band {v.noise:.1f})")
+        else:
+            parts.append(f"{name}'s largest rate was {-v.diff:.1f} points below its best, more "
+                         f"than the noise band of {v.noise:.1f}")
+    largest = "; ".join(parts)
+    first, second = found["pair"]
+    rates = [f"{v.word} at {lr:.1e} ({v.diff:+.1f} points)" for lr, v in found["by_rate"].items()]
+    by_rate = (f"Rate by rate, {second} against {first}: " + ", ".join(rates)
+               + f" (noise band ±{max(v.noise for v in found['by_rate'].values()):.1f})")
+    # the rule of thumb's direction: a large rate hurts the sign update first
+    top = max(found["by_rate"])
+    shown = (not found["by_rate"][top].within and found["by_rate"][top].diff < 0
+             and found[first]["largest"].within)
+    direction = (f"What the grid does show is the direction the rule of thumb predicts: the "
+                 f"largest rate cost {second} more than the noise, and {first} not" if shown
+                 else f"The grid does not show the largest rate hurting {second} more than "
+                      f"{first}")
+    return {"rule": rule, "largest": largest[:1].upper() + largest[1:], "by_rate": by_rate,
+            "direction": direction}
+
+
+def lr_sweep(results: dict, spread: float | None = None, ax=None, title: str | None = None):
+    """Final test accuracy against peak learning rate, one line per optimizer through the mean over
+    seeds, each seed a dot: {name: [(lr, acc 0..1 or [acc per seed]), ...]}. With `spread` (the
+    seed spread, points: `seed_spread`) a shaded band under each optimizer's best mean marks the
+    noise band of a difference of two means: a point inside its colour's band is within noise of
+    that optimizer's best."""
     ax = ax or plt.subplots(figsize=(5.2, 3.3))[1]
     for k, (name, points) in enumerate(results.items()):
-        lrs, accs = zip(*sorted(points))
-        ax.plot(lrs, [100 * a for a in accs], marker="o", color=f"C{k}", label=name)
-        best = int(np.argmax(accs))
-        ax.scatter([lrs[best]], [100 * accs[best]], s=120, facecolors="none", edgecolors=f"C{k}")
+        pts = _seed_lists(points)
+        lrs = [lr for lr, _ in pts]
+        means = [100 * float(np.mean(accs)) for _, accs in pts]
+        ax.plot(lrs, means, marker="o", color=f"C{k}", label=f"{name} (mean over seeds)")
+        for lr, accs in pts:
+            ax.scatter([lr] * len(accs), [100 * a for a in accs], s=12, color=f"C{k}", alpha=0.5)
+        if spread is not None:
+            best, n = max(means), len(pts[int(np.argmax(means))][1])
+            ax.axhspan(best - _band(spread, n, n), best, color=f"C{k}", alpha=0.12, lw=0,
+                       label=f"{name}: within noise of its best")
     ax.set_xscale("log")
     swept = sorted({lr for points in results.values() for lr, _ in points})
     ax.set_xticks(swept, [f"{lr:.1e}" for lr in swept])
@@ -108,7 +242,7 @@ def optimizer_paths(lr_adamw: float = 0.1, lr_lion: float = 0.1, steps: int = 60
     ax.set_ylabel("parameter y")
     ax.set_xlim(-2.5, 2)
     ax.set_ylim(-0.5, 2)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=8, loc="upper right")
     return paths
 
 
@@ -183,4 +317,5 @@ def _check_lion_recipe(fn) -> str:
     return "k times smaller steps, k times stronger decay: lr * weight_decay unchanged"
 
 
-__all__ = ["lr_schedules", "lr_sweep", "update_sizes", "optimizer_paths", "optimizer_explorer"]
+__all__ = ["lr_schedules", "lr_sweep", "seed_spread", "sweep_verdicts", "sweep_sentences",
+           "update_sizes", "optimizer_paths", "optimizer_explorer"]
