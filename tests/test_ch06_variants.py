@@ -13,7 +13,8 @@ from poorvit.attention import Attention
 from poorvit.config import ViTConfig, get_config
 from poorvit.cost import count_params, kv_cache_floats
 from poorvit.course.ch06_variants import (absorb_mla, absorbed_attention, head_similarity,
-                                          step_time_ms, variant_overrides, variant_table)
+                                          step_time_ms, step_times, time_verdicts,
+                                          variant_costs, variant_overrides, variant_table)
 from poorvit.course.exercises import ExerciseError, check
 from poorvit.model import ViT
 from poorvit.sweep import kv_heads_like
@@ -76,7 +77,7 @@ def test_the_gqa_variant_follows_the_one_gqa_rule(preset):
 
 @pytest.fixture(scope="module")
 def micro_table():
-    return variant_table(get_config("micro"), batch_size=2, steps=1, device="cpu")
+    return variant_table(get_config("micro"), batch_size=2, steps=3, device="cpu")
 
 
 def test_table_parameter_counts_equal_count_params(micro_table):
@@ -86,6 +87,8 @@ def test_table_parameter_counts_equal_count_params(micro_table):
         assert row["attn_params"] == sum(p.numel() for p in model.blocks[0].attn.parameters())
         assert row["step_ms"] > 0 and row["flops"] > row["attn_flops"] > 0
         assert row["kv_cache_floats"] == kv_cache_floats(row["config"])
+        lo, hi = row["step_ms_iqr"]                   # plain floats: the book formats them
+        assert type(lo) is float and lo <= row["step_ms"] <= hi
 
 
 def test_paper_table_row_counts():
@@ -100,6 +103,14 @@ def test_table_activation_formula_equals_saved_tensors(micro_table):
     for row in micro_table:
         assert row["act_bytes"] == row["act_bytes_measured"], row["variant"]
         assert row["act_bytes_explicit"] == row["act_bytes_explicit_measured"], row["variant"]
+
+
+def test_variant_costs_fit_the_column_and_mark_the_noise(micro_table):
+    axes = variant_costs(micro_table, device="cpu")
+    assert len(axes) == 4 and axes[0].figure.get_size_inches()[0] <= 10
+    words = {t.get_text() for t in axes[3].texts}
+    assert "reference" in words and words <= {"reference", "slower", "faster", "within noise"}
+    assert axes[3].patches, "the step panel draws its bars"
 
 
 def test_head_similarity_groups():
@@ -117,12 +128,32 @@ def test_step_time_is_positive():
     assert step_time_ms(get_config("micro"), batch_size=2, steps=1) > 0
 
 
+def test_step_times_time_every_config_every_round():
+    cfgs = {"MHA": get_config("micro"), "MQA": get_config("micro", n_kv_head=1)}
+    times = step_times(cfgs, batch_size=2, steps=3, warmup=1, device="cpu")
+    assert list(times) == ["MHA", "MQA"]
+    for t in times.values():
+        assert len(t["ms"]) == 3 and min(t["ms"]) > 0 and 0 <= t["remeasured"] <= 3
+
+
+def test_time_verdicts_say_within_noise_inside_the_band():
+    rows = [{"variant": "MHA", "step_ms_all": [100, 102, 98, 101, 99]},
+            {"variant": "close", "step_ms_all": [101, 99, 103, 100, 98]},
+            {"variant": "slow", "step_ms_all": [200, 204, 196, 202, 198]},
+            {"variant": "fast", "step_ms_all": [50, 51, 49, 50, 52]}]
+    words = {name: v.word for name, v in time_verdicts(rows).items()}
+    assert words == {"close": "within noise", "slow": "slower", "fast": "faster"}
+    assert math.isclose(time_verdicts(rows)["slow"].ratio, 2.0)
+
+
 # ---- exercises ----------------------------------------------------------------------------------
 
-def test_exercise_repeat_kv():
-    check("variants/repeat_kv", lambda k, n_rep: k.repeat_interleave(n_rep, dim=1))
-    with pytest.raises(ExerciseError, match="interleave|group"):
-        check("variants/repeat_kv", lambda k, n_rep: k.repeat(1, n_rep, 1, 1))
+def test_exercise_absorb_ov():
+    check("variants/absorb_ov", lambda W_o, W_uv: W_o @ W_uv)
+    with pytest.raises(ExerciseError, match="transposed"):
+        check("variants/absorb_ov", lambda W_o, W_uv: W_uv.T @ W_o.T)
+    with pytest.raises(ExerciseError, match="differ"):
+        check("variants/absorb_ov", lambda W_o, W_uv: W_o @ W_uv.flip(0))
 
 
 def test_exercise_absorb_qk():

@@ -18,8 +18,10 @@ def test_whitening_plots_and_explorer():
     ch.eigen_spectrum(lam, eps=1e-2)
     axes = ch.whitening_panel(sigma, 1e-2)
     assert len(axes) == 3 and axes[0].get_title().startswith("whitening filters")
+    assert axes[0].figure.get_size_inches()[0] <= 10            # the book's column rule
     widget = ch.whitening_explorer(sigma)
     assert widget.children[0].description == "eps"
+    assert widget.children[0].value == pytest.approx(0.1)      # not the recipe's view
 
 
 def test_whitening_checks():

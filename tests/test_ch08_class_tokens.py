@@ -70,6 +70,24 @@ def test_class_token_plots_and_explorer():
     assert [c.description for c in widget.children[:2]] == ["n_cls", "token"]
 
 
+def test_similarity_grid_fits_the_column_with_readable_numbers():
+    sims = {f"n_cls = {k}": torch.eye(k) for k in (2, 4, 8)}
+    fig = ch.similarity_grid(sims)
+    assert fig.get_size_inches()[0] <= 10                    # the book's column rule
+    panels = [ax for ax in fig.axes if ax.texts]
+    assert len(panels) == 3 and len(panels[2].texts) == 64
+    assert min(t.get_fontsize() for ax in panels for t in ax.texts) >= 8
+    assert panels[0].get_title().startswith("n_cls = 2\nmean off-diagonal 0.00")
+    assert panels[0].texts[0].get_text() == "1.00" and panels[2].texts[0].get_text() == "1.0"
+
+
+def test_accuracy_by_count_shades_the_reference_band():
+    ax = ch.accuracy_by_count({1: 30.0, 2: 31.0, 4: 33.0}, noise=1.5)
+    band = ax.patches[0].get_path().get_extents().transformed(ax.patches[0].get_transform())
+    lo, hi = ax.transData.inverted().transform([[0, band.y0], [0, band.y1]])[:, 1]
+    assert abs(lo - 28.5) < 1e-6 and abs(hi - 31.5) < 1e-6
+
+
 def test_class_token_checks():
     check("cls-tokens/mean-head", lambda feats, k, head: head(feats[:, :k].mean(1)))
     with pytest.raises(ExerciseError, match="values differ"):

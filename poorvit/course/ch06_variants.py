@@ -1,5 +1,6 @@
 """Chapter 6, attention variants (MHA, GQA, MQA, MLA and the study's low-rank rows): the variants of
-a config (`variant_overrides`) and their costs side by side (`variant_table`, `step_time_ms`), MLA
+a config (`variant_overrides`) and their costs side by side (`variant_table`; step times with their
+spread, `step_times`, read against MHA's with `report.verdict` in `time_verdicts`), MLA
 with its up-projections absorbed (`mla_latents`, `absorb_mla`, `absorbed_attention`), how alike the
 heads that share keys and values attend (`head_similarity`), the chapter's plots and explorer, and
 the `variants/*` exercise checks. The closed-form counts (`attention_breakdown`, `kv_cache_floats`,
@@ -55,21 +56,66 @@ def variant_overrides(cfg: ViTConfig, rank: int | None = None) -> dict[str, dict
     return out
 
 
+def step_times(cfgs: dict[str, ViTConfig], batch_size: int = 32, steps: int = 8,
+               warmup: int = 1, device: str | torch.device | None = None,
+               outlier: float = 1.5) -> dict[str, dict]:
+    """Every timed training step of each config, {name: {"ms": [ms per step], "remeasured": n}}:
+    forward, backward and AdamW update on random images (the data phase left out), with chapter 9's
+    `timing.BenchStep` in the precision `train()` would use on `device` (None: `get_device`).
+
+    The configs are timed round by round (`timing.time_steps`: each round one step of every config,
+    so that a change in the machine's load falls on all of them alike), after `warmup` rounds. A
+    step slower than `outlier` times its config's median was disturbed (on a shared machine another
+    process took the core): it is re-measured once, and `remeasured` counts such steps."""
+    import statistics
+
+    from ..config import get_train_config
+    from ..timing import BenchStep, time_steps
+
+    def build(cfg: ViTConfig) -> BenchStep:
+        shape = (batch_size, cfg.in_chans, cfg.image_size, cfg.image_size)
+        torch.manual_seed(0)
+        images = torch.randint(0, 256, shape, dtype=torch.uint8)
+        labels = torch.randint(0, cfg.n_classes, (batch_size,))
+        train_cfg = get_train_config("smoke", batch_size=batch_size)
+        return BenchStep(cfg, train_cfg, images, labels, device)
+
+    def compute_ms(parts: dict) -> float:
+        return sum(ms for phase, ms in parts.items() if phase != "data")
+
+    settings = {name: build(cfg) for name, cfg in cfgs.items()}
+    timed = time_steps(settings, steps, warmup)
+    out = {}
+    for name, t in timed.items():
+        ms = [compute_ms(parts) for parts in t.per_step]
+        median = statistics.median(ms)
+        slow = [i for i, m in enumerate(ms) if m > outlier * median]
+        if slow:
+            again = time_steps({name: settings[name]}, len(slow), 0)[name].per_step
+            for i, parts in zip(slow, again):
+                ms[i] = compute_ms(parts)
+        out[name] = {"ms": ms, "remeasured": len(slow)}
+    return out
+
+
 def step_time_ms(cfg: ViTConfig, batch_size: int = 32, steps: int = 3, warmup: int = 1,
                  device: str | torch.device | None = None) -> float:
-    """Milliseconds of one training step's forward, backward and AdamW update on random images (the
-    data phase left out), timed with chapter 9's `timing.BenchStep` in the precision `train()` would
-    use on `device` (float32 on a CPU, bfloat16/float16 autocast on a GPU; None: the default device,
-    `device.get_device`): medians over `steps` after `warmup`."""
-    from ..config import get_train_config
-    from ..timing import BenchStep, time_step
+    """The median milliseconds of one training step of `cfg` (`step_times`, one config)."""
+    import statistics
 
-    shape = (batch_size, cfg.in_chans, cfg.image_size, cfg.image_size)
-    images = torch.randint(0, 256, shape, dtype=torch.uint8)
-    labels = torch.randint(0, cfg.n_classes, (batch_size,))
-    step = BenchStep(cfg, get_train_config("smoke", batch_size=batch_size), images, labels, device)
-    parts = time_step(step, steps, warmup).parts_ms
-    return sum(ms for phase, ms in parts.items() if phase != "data")
+    return statistics.median(step_times({"": cfg}, batch_size, steps, warmup, device)[""]["ms"])
+
+
+def time_verdicts(rows: list[dict], reference: str = "MHA", k: float = 2.0) -> dict:
+    """{variant: `report.verdict`} of each row's step times (`step_ms_all`) against the
+    `reference` row's: "slower", "faster" or "within noise", the band being `k` standard errors of
+    the difference of the two means (from the spread of the repeats)."""
+    from ..report import verdict
+
+    ref = next(r for r in rows if r["variant"] == reference)["step_ms_all"]
+    return {r["variant"]: verdict(r["step_ms_all"], ref, unit=" ms", more="slower",
+                                  less="faster", k=k)
+            for r in rows if r["variant"] != reference and r.get("step_ms_all")}
 
 
 def _variant_row(name: str, c: ViTConfig, images: torch.Tensor) -> dict:
@@ -89,20 +135,30 @@ def _variant_row(name: str, c: ViTConfig, images: torch.Tensor) -> dict:
 
 
 def variant_table(cfg: ViTConfig, variants: dict[str, dict] | None = None, batch_size: int = 32,
-                  steps: int = 2, device: str | torch.device | None = None,
+                  steps: int = 8, device: str | torch.device | None = None,
                   time_steps: bool = True) -> list[dict]:
     """One row per variant of `cfg`: parameters (built and closed form), attention parameters per
     block, forward FLOPs per image (total and attention), attention activation bytes per image
     (closed form and measured on the CPU, fused and explicit paths), KV-cache values per token,
-    training-step time."""
+    training-step time (`step_ms`: the median of `steps` steps timed round by round with the other
+    variants, `step_times`; every step in `step_ms_all`, their interquartile range in `step_ms_iqr`,
+    re-measured outliers counted in `step_remeasured`)."""
+    import statistics
+
     variants = variant_overrides(cfg) if variants is None else variants
     device = get_device(device)
     images = torch.zeros(2, cfg.in_chans, cfg.image_size, cfg.image_size)
+    cfgs = {name: with_overrides(cfg, **over) for name, over in variants.items()}
+    times = step_times(cfgs, batch_size, steps, device=device) if time_steps else {}
     rows = []
-    for name, over in variants.items():
-        c = with_overrides(cfg, **over)
+    for name, c in cfgs.items():
         row = _variant_row(name, c, images)
-        row["step_ms"] = step_time_ms(c, batch_size, steps, device=device) if time_steps else None
+        t = times.get(name)
+        row["step_ms"] = statistics.median(t["ms"]) if t else None
+        row["step_ms_all"] = t["ms"] if t else []
+        row["step_ms_iqr"] = (tuple(float(q) for q in np.percentile(t["ms"], [25, 75])) if t
+                              else None)
+        row["step_remeasured"] = t["remeasured"] if t else 0
         rows.append(row)
     return rows
 
@@ -213,7 +269,7 @@ def head_sharing(n_head: int, n_kv_head: int, ax=None, title: str | None = None,
     for y, rank, side in ((1.35, q_rank, "query latent"), (-0.45, kv_rank, "shared K/V latent")):
         if rank:
             ax.add_patch(plt.Rectangle((0.2, y - 0.08), 0.6, 0.16, color="0.75"))
-            ax.text(0.5, y, f"{side}, width {rank}", ha="center", va="center", fontsize=7)
+            ax.text(0.5, y, f"{side}, width {rank}", ha="center", va="center", fontsize=8)
             bottom = min(bottom, y - 0.2)
     ax.set_xlim(-0.75, 1.1)
     ax.set_ylim(bottom, 1.6 if q_rank else 1.3)
@@ -229,7 +285,7 @@ def attention_budget(cfg, reference=None, axes=None):
     width)."""
     reference = reference or with_overrides(cfg, n_kv_head=None, q_rank=0, kv_rank=0, lowrank="")
     if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), gridspec_kw={"width_ratios": [1.3, 1, 1]})
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     head_sharing(cfg.n_head, cfg.kv_heads, ax=axes[0], q_rank=cfg.q_rank, kv_rank=cfg.kv_rank,
                  title=f"{cfg.attention_kind}: who reads which keys and values")
     ref, this = attention_breakdown(reference), attention_breakdown(cfg)
@@ -246,44 +302,79 @@ def attention_budget(cfg, reference=None, axes=None):
             ax.annotate(f"{total:,.1f}", (x, total), ha="center", va="bottom", fontsize=8)
         ax.set_ylabel(unit, fontsize=8)
         ax.set_ylim(0, bottom.max() * 1.6)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=8, loc="upper right")
     axes[1].set_title("parameters", fontsize=9)
     axes[2].set_title(f"FLOPs ({cfg.n_tokens} tokens)", fontsize=9)
     axes[0].figure.tight_layout()
     return axes
 
 
-def variant_costs(rows: list[dict], device: str = "", axes=None):
-    """The chapter's table as four panels of horizontal bars, one bar per variant: parameters,
-    forward FLOPs per image, attention's activation memory per image (fused kernel, and explicit as
-    a hollow bar), and the measured training-step time."""
+def variant_costs(rows: list[dict], device: str = "", axes=None, reference: str = "MHA"):
+    """The chapter's table as four panels of horizontal bars (two by two), one bar per variant:
+    parameters, forward FLOPs per image, attention's activation memory per image (fused kernel, and
+    explicit as a hollow bar), and the measured training-step time: the median with the repeats'
+    interquartile range, the `reference` row's band shaded, and each bar coloured by its
+    `time_verdicts` word (grey: within noise of the reference)."""
     if axes is None:
-        fig, axes = plt.subplots(1, 4, figsize=(14, 0.32 * len(rows) + 1.4), sharey=True)
+        fig, axes = plt.subplots(2, 2, figsize=(10, 2 * (0.3 * len(rows) + 1.3)))
+        axes = axes.ravel()
     names = [r["variant"] for r in rows]
     y = np.arange(len(rows))
     panels = [("params", 1e6, "parameters (millions)"),
               ("flops", 1e6, "forward FLOPs per image (millions)"),
-              ("act_bytes", 2 ** 20, "attention activations per image (MiB)"),
-              ("step_ms", 1, "training step (ms)")]
+              ("act_bytes", 2 ** 20, "attention activations per image (MiB)")]
     for ax, (key, scale, label) in zip(axes, panels):
-        vals = np.array([np.nan if r.get(key) is None else r[key] / scale for r in rows])
-        ax.barh(y, vals, color=[f"C{i % 10}" for i in range(len(rows))])
+        ax.barh(y, [r[key] / scale for r in rows], color="C0")
         if key == "act_bytes":
-            ax.barh(y, [r["act_bytes_explicit"] / scale for r in rows], fill=False, edgecolor="0.4",
-                    ls="--", label="explicit path (keeps the T x T maps)")
-            ax.legend(fontsize=7, loc="lower right")
-        ax.set_xlabel(label + (f"\n{device}" if key == "step_ms" and device else ""), fontsize=8)
+            explicit = [r["act_bytes_explicit"] / scale for r in rows]
+            ax.barh(y, explicit, fill=False, edgecolor="0.4", ls="--",
+                    label="explicit path\n(keeps the T x T maps)")
+            ax.set_xlim(0, 1.6 * max(explicit))                 # room for the legend
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set_xlabel(label, fontsize=9)
+    ax = axes[3]
+    timed = [r for r in rows if r.get("step_ms_all")]
+    if timed:
+        words = time_verdicts(timed, reference) if any(
+            r["variant"] == reference for r in timed) else {}
+        colors = {"slower": "C3", "faster": "C2", "within noise": "0.6"}
+        for i, r in enumerate(rows):
+            if not r.get("step_ms_all"):
+                continue
+            q1, q3 = r["step_ms_iqr"]
+            med = r["step_ms"]
+            v = words.get(r["variant"])
+            color = "C0" if r["variant"] == reference else colors[v.word] if v else "0.6"
+            ax.barh(i, med, color=color, xerr=[[med - q1], [q3 - med]], capsize=3)
+            label = "reference" if r["variant"] == reference else v.word if v else ""
+            ax.annotate(label, (q3, i), xytext=(4, 0), textcoords="offset points", va="center",
+                        fontsize=8)
+        ref = next((r for r in timed if r["variant"] == reference), None)
+        if ref is not None:
+            sem = np.std(ref["step_ms_all"], ddof=1) / np.sqrt(len(ref["step_ms_all"]))
+            ax.axvspan(ref["step_ms"] - 2 * sem, ref["step_ms"] + 2 * sem, color="C0", alpha=0.15,
+                       lw=0)
+        ax.margins(x=0.35)
+    ax.set_xlabel("training step (ms): median and interquartile range"
+                  + (f"\n{device}" if device else ""), fontsize=9)
+    for i, ax in enumerate(axes):
+        ax.set_yticks(y, names if i % 2 == 0 else [""] * len(rows), fontsize=8)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, names, fontsize=8)
-    axes[0].invert_yaxis()
     axes[0].figure.tight_layout()
     return axes
 
 
-def accuracy_vs_params(points: list[dict], ax=None, xkey: str = "params", title: str | None = None):
+def accuracy_vs_params(points: list[dict], ax=None, xkey: str = "params", title: str | None = None,
+                       band: tuple[float, float] | None = None, band_label: str = "noise band"):
     """Test accuracy against parameters: {"label", "kind", xkey, "acc"} per run; MHA, GQA and MQA as
-    single markers, the MLA runs joined by a line (the rank sweep), every point labelled."""
-    ax = ax or plt.subplots(figsize=(5.5, 3.8))[1]
+    single markers, the MLA runs joined by a line (the rank sweep), every point labelled. `band`
+    (low, high) in %: shaded across the plot, e.g. the reference run's accuracy ± the seed-to-seed
+    difference, inside which a point is within noise of it."""
+    ax = ax or plt.subplots(figsize=(6, 3.8))[1]
+    if band is not None:
+        ax.axhspan(*band, color="0.85", lw=0, label=band_label, zorder=0)
+        ax.legend(fontsize=8, loc="lower right")
     markers = {"MHA": "o", "GQA": "s", "MQA": "D", "MLA": "^"}
     colors = {"MHA": "C0", "GQA": "C1", "MQA": "C2", "MLA": "C3"}
     mla = sorted((p for p in points if p["kind"] == "MLA"), key=lambda p: p[xkey])
@@ -294,7 +385,7 @@ def accuracy_vs_params(points: list[dict], ax=None, xkey: str = "params", title:
         ax.scatter(p[xkey], 100 * p["acc"], marker=markers.get(kind, "x"), s=50,
                    color=colors.get(kind, "C4"), zorder=3)
         ax.annotate(p["label"], (p[xkey], 100 * p["acc"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=7)
+                    xytext=(5, 4), fontsize=8)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(
         lambda v, _: f"{v / 1e3:,.0f}k" if abs(v) >= 1e4 else f"{v:,.0f}"))
     ax.margins(x=0.18, y=0.15)
@@ -310,6 +401,8 @@ def head_similarity_plot(sim: torch.Tensor, n_kv_head: int, ax=None, title: str 
     """`plots.similarity_matrix` of the heads' attention maps (e.g. `head_similarity`), with a box
     around each group of query heads that shares a key/value head."""
     ax = similarity_matrix(sim, ax=ax, title=title, label="head")
+    for text in ax.texts:                                    # the numbers in the cells
+        text.set_fontsize(8)
     H = sim.shape[0]
     g = H // n_kv_head
     for i in range(n_kv_head):
@@ -348,27 +441,26 @@ def attention_variant_explorer(cfg) -> W.Widget:
 
 # ---- exercise checks ("variants/...") ------------------------------------------------------------
 
-@exercise("variants/repeat_kv",
-          hint="query head h reads key/value head h // n_rep: each KV head appears n_rep times in "
-               "a row (torch.repeat_interleave along dim 1), not the whole stack n_rep times over "
-               "(that is .repeat).")
-def _check_variants_repeat_kv(fn) -> str:
-    """fn(k (B, H_kv, T, d), n_rep) -> (B, H_kv * n_rep, T, d), head h a copy of KV head h // "
-      "n_rep."""
+@exercise("variants/absorb_ov",
+          hint="the value of a latent c is W_uv c, and the output projection maps it to "
+               "W_o (W_uv c) = (W_o @ W_uv) c: one (C, kv_rank) matrix, W_o @ W_uv, not the "
+               "transposed product.")
+def _check_variants_absorb_ov(fn) -> str:
+    """fn(W_o (C, d), W_uv (d, kv_rank)) -> M (C, kv_rank) with M c = W_o (W_uv c) for every latent
+    c."""
     g = torch.Generator().manual_seed(6)
-    for h_kv, n_rep in ((1, 4), (2, 3), (3, 2), (4, 1)):
-        k = torch.randn(2, h_kv, 5, 3, generator=g)
-        want = k.repeat_interleave(n_rep, dim=1)
-        got = fn(k, n_rep)
-        if torch.is_tensor(got) and got.shape == want.shape and h_kv > 1 and n_rep > 1 \
-                and torch.equal(got, k.repeat(1, n_rep, 1, 1)):
-            heads = range(h_kv * n_rep)
-            raise ExerciseError(f"with {h_kv} KV heads and n_rep={n_rep} your heads come in the "
-                                f"order {[h % h_kv for h in heads]}; each group of query heads "
-                                f"must read one KV head: {[h // n_rep for h in heads]}")
-        expect_close(got, want, f"repeat_kv(k with {h_kv} KV heads, n_rep={n_rep})")
-    return ("every query head reads the key/value head of its group, "
-            "as F.scaled_dot_product_attention(enable_gqa=True) does")
+    C, d, r_kv = 24, 4, 10
+    W_o, W_uv = torch.randn(C, d, generator=g), torch.randn(d, r_kv, generator=g)
+    c = torch.randn(r_kv, 7, generator=g)                       # seven latents as columns
+    M = fn(W_o, W_uv)
+    if not torch.is_tensor(M) or M.shape != (C, r_kv):
+        got = tuple(M.shape) if torch.is_tensor(M) else type(M).__name__
+        extra = " (transposed?)" if got == (r_kv, C) else ""
+        raise ExerciseError(f"expected a ({C}, {r_kv}) tensor for C={C}, kv_rank={r_kv}, got "
+                            f"{got}{extra}")
+    expect_close(M @ c, W_o @ (W_uv @ c), "M c vs W_o (W_uv c)", atol=1e-4)
+    return (f"the output straight from the weighted latents: one {C} x {r_kv} matrix per head "
+            "instead of the value up-projection and the output projection")
 
 
 @exercise("variants/absorb_qk",
@@ -410,7 +502,8 @@ def _check_variants_kv_cache(fn) -> str:
     return "MHA, GQA, MQA and MLA caches per token, from the config alone"
 
 
-__all__ = ["variant_overrides", "step_time_ms", "variant_table", "mla_latents", "absorb_mla",
+__all__ = ["variant_overrides", "step_times", "step_time_ms", "time_verdicts", "variant_table",
+           "mla_latents", "absorb_mla",
            "absorbed_attention", "head_similarity", "head_sharing", "attention_budget",
            "variant_costs", "accuracy_vs_params", "head_similarity_plot",
            "attention_variant_explorer"]

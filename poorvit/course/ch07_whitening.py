@@ -71,16 +71,16 @@ def whitening_panel(sigma: torch.Tensor, eps: float, axes=None):
     D = len(lam)
     p = int(round(math.sqrt(D / 3)))
     if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6),
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3.4),
                                  gridspec_kw={"width_ratios": [1.3, 1, 1.1]})
     f = filters.double()
     white = f @ sigma.double() @ f.T  # second moment after whitening
-    filters_grid(filters.view(D, 3, p, p), ncols=12, ax=axes[0], shared=True,
-                 title=f"whitening filters, eps = {eps:.1e} (one shared scale)")
+    filters_grid(filters.view(D, 3, p, p), ncols=8, ax=axes[0], shared=True,
+                 title=f"whitening filters, eps = {eps:.1e}\n(one shared scale)")
     im = axes[1].imshow(white.float().numpy(), cmap="viridis", vmin=0, vmax=1,
                         interpolation="nearest")
     axes[1].figure.colorbar(im, ax=axes[1], fraction=0.046)
-    axes[1].set_title("second moment of whitened patches", fontsize=10)
+    axes[1].set_title("second moment\nof whitened patches", fontsize=10)
     axes[1].set_xlabel("whitened channel")
     axes[1].set_ylabel("whitened channel")
     idx = np.arange(1, D + 1)
@@ -99,14 +99,15 @@ def whitening_panel(sigma: torch.Tensor, eps: float, axes=None):
     return axes
 
 
-def whitening_explorer(sigma) -> W.Widget:
-    """A log slider for `eps`, redrawing `whitening_panel(sigma, eps)`: the filters on one scale,
-    the second moment of whitened patches, and the variance kept per direction."""
+def whitening_explorer(sigma, eps: float = 1e-1) -> W.Widget:
+    """A log slider for `eps` (starting at `eps`), redrawing `whitening_panel(sigma, eps)`: the
+    filters on one scale, the second moment of whitened patches, and the variance kept per
+    direction."""
     def draw(eps):
         whitening_panel(sigma, eps)
         plt.show()
 
-    return explorer(draw, eps=W.FloatLogSlider(value=1e-2, base=10, min=-6, max=1, step=0.25,
+    return explorer(draw, eps=W.FloatLogSlider(value=eps, base=10, min=-6, max=1, step=0.25,
                                                description="eps", readout_format=".1e"))
 
 

@@ -1,6 +1,7 @@
 """Chapter 8, many class tokens: what each class token looks at (`class_token_attention`,
 `token_maps`, `class_token_explorer`), how alike their outputs are (`cosine_matrix`,
-`class_token_similarity`, `off_diagonal_mean`, `effective_count`), and the `cls-tokens/*` exercise
+`class_token_similarity`, `off_diagonal_mean`, `effective_count`, `similarity_grid`), accuracy
+against the count with its noise band (`accuracy_by_count`), and the `cls-tokens/*` exercise
 checks. The similarity matrices are drawn with `plots.similarity_matrix`.
 
     from poorvit.course import ch08_class_tokens as ch
@@ -99,6 +100,53 @@ def token_maps(images: torch.Tensor, maps: torch.Tensor, row_labels: list[str] |
     return fig
 
 
+def similarity_grid(sims: dict, ncols: int = 2, size: float = 3.4):
+    """Several (k, k) class-token similarity matrices ({title: matrix}, e.g. from
+    `class_token_similarity`), `ncols` to a row, each titled with its mean off-diagonal entry and
+    effective count; the numbers in the cells at 8 pt (one decimal above 5 tokens). Returns the
+    figure."""
+    import math
+
+    from .plots import similarity_matrix
+
+    nrows = math.ceil(len(sims) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size - 0.2)),
+                             squeeze=False)
+    for ax, (name, sim) in zip(axes.flat, sims.items()):
+        similarity_matrix(sim, ax=ax, title=f"{name}\nmean off-diagonal "
+                                            f"{off_diagonal_mean(sim):.2f}, "
+                                            f"effective count {effective_count(sim):.1f}")
+        ax.title.set_fontsize(9)
+        for text in ax.texts:                                # the numbers in the cells
+            text.set_fontsize(8)
+            if len(sim) > 5:                                 # one decimal fits a small cell
+                text.set_text(f"{float(text.get_text()):.1f}")
+    for ax in list(axes.flat)[len(sims):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_count(accs: dict, noise: float, ax=None, reference: int = 1):
+    """Final test accuracy (%) against the number of class tokens ({n_cls: acc}), with the
+    `reference` count's accuracy ± `noise` (the seed-to-seed difference) shaded: a point inside the
+    band is within noise of it."""
+    ax = ax or plt.subplots(figsize=(4, 3))[1]
+    ref = accs[reference]
+    ax.axhspan(ref - noise, ref + noise, color="0.85", lw=0, zorder=0,
+               label=f"n_cls = {reference} ± seed difference")
+    ax.plot(list(accs), list(accs.values()), marker="o")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(accs), [str(k) for k in accs])
+    ax.minorticks_off()
+    ax.set_xlabel("number of class tokens (n_cls)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title("accuracy against the count", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return ax
+
+
 def class_token_explorer(maps: dict, images) -> W.Widget:
     """Pick a model by its number of class tokens and one of its tokens: that token's attention on
     the images, drawn with `token_maps`. maps: {n_cls: (B, n_cls, g, g)} from
@@ -173,4 +221,5 @@ def _check_cls_collapse(fn) -> str:
 
 
 __all__ = ["class_token_attention", "cosine_matrix", "class_token_similarity", "off_diagonal_mean",
-           "effective_count", "token_maps", "class_token_explorer"]
+           "effective_count", "token_maps", "similarity_grid", "accuracy_by_count",
+           "class_token_explorer"]
