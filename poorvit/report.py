@@ -225,21 +225,25 @@ def _record_name(path: str) -> str:
     return p.parent.name if p.name == "record.json" else p.name
 
 
-def records_markdown(records: list[dict]) -> str:
+def records_markdown(records: list[dict], drop: tuple = ()) -> str:
     """One line per record: what produced it (device, scale, dataset, seed, commit) and what it
-    measured (a Markdown table)."""
+    measured (a Markdown table); the columns named in `drop` left out (say, those every record
+    shares, stated once above the table)."""
     if not records:
         return "_No run records found._"
     cols = ["row", "scale", "dataset", "device", "seed", "commit", "accuracy (%)", "train s",
             "record"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines = []
     for rec in sorted(records,
                       key=lambda r: (SCALE_ORDER.get(r.get("scale"), 9), r.get("_path", ""))):
         cells = [identify(rec)[0], rec.get("scale"), rec.get("dataset"), rec.get("device_name"),
                  rec.get("seed"), f"`{rec.get('commit')}`", f"{100 * rec['final_acc']:.2f}",
                  f"{_seconds(rec):,.0f}", f"`{_record_name(rec.get('_path', ''))}`"]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
+        lines.append("| " + " | ".join(str(c) for k, c in zip(cols, cells) if k not in drop)
+                     + " |")
+    cols = [c for c in cols if c not in drop]
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|",
+                      *lines])
 
 
 def figure(rows: list[dict]):
@@ -299,14 +303,15 @@ def recipe_markdown(model_cfg, train_cfg, paper=None) -> str:
 # ---- the results page: blocks generated from ROWS and from the records in results/ -------------
 
 def commands_markdown() -> str:
-    """The study's rows: what each changes, the study's number, and the command that trains it on a
-    GPU (a Markdown table)."""
+    """The study's rows: what each changes, the study's number, and the option of the command that
+    trains it on a GPU (a Markdown table; the command in the header, once)."""
     lines = [f"| row | change from the baseline | study (%) | {RUNTIME_LABEL} | "
-             "reproduce on your GPU (3 seeds) |", "|---|---|---|---|---|"]
+             "reproduce on your GPU: `python -m poorvit sweep --scale paper --seeds 3` and |",
+             "|---|---|---|---|---|"]
     for name, row in ROWS.items():
         study = f"{ACCURACY[name]:.2f}" if name in ACCURACY else "–"
         runtime = f"{RUNTIME_S[name]:,}" if name in RUNTIME_S else "–"
-        cmd = f"`python -m poorvit sweep --rows {name} --scale paper --seeds 3`"
+        cmd = f"`--rows {name}`"
         change = f"`{row.change()}`" if row.change() else "–"
         lines.append(f"| {name} | {change} | {study} | {runtime} | {cmd} |")
     return "\n".join(lines)
@@ -324,10 +329,16 @@ def page_blocks(records_dir: str | Path) -> dict[str, str]:
         return {"rows": commands_markdown(), "fidelity": fidelity_markdown(), "summary": none,
                 "records": "_None._"}
     scales = sorted({str(r.get("scale")) for r in records}, key=lambda s: SCALE_ORDER.get(s, 9))
-    summary = (f"{len(records)} records, at the {', '.join(scales)} scale(s):\n\n"
-               + markdown(summarize(records)))
+    rows = summarize(records)
+    # what every row shares is said once, above the tables, which stay narrow enough to read
+    shared = {k: rows[0][k] for k in ("dataset", "device") if len({r[k] for r in rows}) == 1}
+    if len(scales) == 1:
+        shared = {"scale": scales[0], **shared}
+    lead = (f"{len(records)} records, at the {', '.join(scales)} scale(s)"
+            + "".join(f"; {k}: {v}" for k, v in shared.items() if k != "scale") + ":")
+    summary = f"{lead}\n\n" + markdown(rows, [c for c in _columns(rows, None) if c not in shared])
     return {"rows": commands_markdown(), "fidelity": fidelity_markdown(), "summary": summary,
-            "records": records_markdown(records)}
+            "records": records_markdown(records, drop=tuple(shared))}
 
 
 def _block(name: str) -> re.Pattern:

@@ -3,8 +3,10 @@ lever changes one thing, the levers are timed side by side into the chapter's ta
 `profiling/*` exercise checks accept the answer and explain a wrong one."""
 import math
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
+from matplotlib.colors import to_hex
 
 from poorvit.config import NOTEBOOK_SCALES, SCALES, get_config, get_train_config
 from poorvit.cost import flops_per_image
@@ -12,6 +14,7 @@ from poorvit.course import ch09_profiling as ch
 from poorvit.course.exercises import ExerciseError, check
 from poorvit.device import fast_precisions
 from poorvit.model import ViT
+from poorvit.timing import BenchStep, StepTimes
 
 CFG = get_config("micro")                                    # patch 8: 17 tokens, 32 wide
 TRAIN = get_train_config("smoke", batch_size=8, train_subset=0)
@@ -77,3 +80,41 @@ def test_exercise_checks_accept_the_answer_and_explain_a_wrong_one():
           sum(parts.values()) / (sum(parts.values()) - parts[ph] + parts[ph] / k))
     with pytest.raises(ExerciseError, match="expected a speed-up"):
         check("profiling/amdahl", lambda parts, ph, k: k)
+
+
+def _times(label, rates, batch=8):
+    """A StepTimes whose timed steps ran at `rates` images/s (all of a step's time in forward)."""
+    per_step = [{"data": 0.0, "forward": 1e3 * batch / r, "backward": 0.0, "optimizer": 0.0}
+                for r in rates]
+    parts = {p: sorted(s[p] for s in per_step)[len(per_step) // 2] for p in per_step[0]}
+    return StepTimes(label, "cpu", batch, parts, 1.0, per_step)
+
+
+def test_lever_verdicts_call_a_difference_inside_the_repeat_spread_noise():
+    base = _times("baseline", [100, 104, 96, 102, 98])
+    same = _times("same", [101, 95, 105, 99, 100])
+    fast = _times("fast", [150, 152, 149, 151, 148])
+    slow = _times("slow", [70, 72, 69, 71, 70])
+    verdicts = ch.lever_verdicts([base, same, fast, slow])
+    assert verdicts[0] is None
+    assert [v.word for v in verdicts[1:]] == ["within noise", "faster", "slower"]
+    rows = ch.lever_table([base, same, fast, slow], CFG, {})
+    assert [r["verdict"] for r in rows] == ["–", "within noise", "faster", "slower"]
+    assert rows[1]["noise ±x"] > abs(rows[1]["x baseline"] - 1)
+    # one timed step: no spread, so no verdict rather than a ranking of noise
+    assert ch.lever_verdicts([_times("a", [100]), _times("b", [200])]) == [None, None]
+    ax = ch.speedup_bars(rows)
+    bars = [p for p in ax.patches if p.get_height() == 0.5]
+    grey, blue, red = (ch.VERDICT_COLORS[w] for w in ("within noise", "faster", "slower"))
+    assert [to_hex(b.get_facecolor()) for b in bars] == [grey, grey, blue, red]
+    plt.close("all")
+
+
+def test_remeasure_outliers_times_a_slow_step_again(images):
+    step = BenchStep(CFG, TRAIN, *images, "cpu")
+    step()                                                         # warm
+    t = _times("baseline", [1e5, 1e5, 1e5, 1e5, 1.0])              # one step of 8 s
+    n = ch.remeasure_outliers([t], {"baseline": step}, factor=1.5, tries=1)
+    assert n == 1 and t.remeasured == 1
+    assert max(sum(s.values()) for s in t.per_step) < 8000       # the 8 s step was replaced
+    assert t.step_ms == sum(t.parts_ms.values()) < 8000

@@ -13,6 +13,7 @@ of a step and the speed-ups drawn (`phase_bars`, `speedup_bars`, `lever_explorer
 from __future__ import annotations
 
 import os
+import statistics
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -22,6 +23,7 @@ import torch
 from ..config import NOTEBOOK_SCALES, SCALES, TrainConfig, ViTConfig, with_overrides
 from ..cost import mfu, train_flops
 from ..device import fast_precisions
+from ..report import Verdict, verdict
 from ..timing import BenchStep, StepTimes, time_steps
 from .exercises import ExerciseError, as_int, exercise
 from .widgets import explorer
@@ -69,9 +71,11 @@ def levers(batch_size: int, device: torch.device | str,
 def measure_levers(model_cfg: ViTConfig, train_cfg: TrainConfig, images: torch.Tensor,
                    labels: torch.Tensor, device: torch.device | str, batch_size: int,
                    steps: int = 3, warmup: int = 1, compile: bool = False,
-                   workers: int | None = None, progress=print) -> list[StepTimes]:
+                   workers: int | None = None, progress=print,
+                   outlier: float = 1.5) -> list[StepTimes]:
     """Time the baseline and each of `levers(...)` side by side (`timing.time_steps`): one
-    `StepTimes` per setting, `.lever` and `.overrides` saying what it changed.
+    `StepTimes` per setting, `.lever` and `.overrides` saying what it changed. A timed step slower
+    than `outlier` times its setting's median is timed again (`remeasure_outliers`).
 
     `train_cfg` gives the augmentation and the optimizer; precision is float32 and compile off
     unless a lever says otherwise. `workers`: the DataLoader's processes (default: 0 on a CPU, which
@@ -90,6 +94,7 @@ def measure_levers(model_cfg: ViTConfig, train_cfg: TrainConfig, images: torch.T
                                     device, workers=workers, **kw)
         what[label] = (lever, over)
     out = list(time_steps(settings, steps, warmup).values())
+    remeasure_outliers(out, settings, outlier)
     for t in out:
         t.lever, t.overrides = what[t.label]
         if progress:
@@ -98,18 +103,65 @@ def measure_levers(model_cfg: ViTConfig, train_cfg: TrainConfig, images: torch.T
     return out
 
 
-def lever_table(times: list[StepTimes], model_cfg: ViTConfig, peaks: dict) -> list[dict]:
-    """Rows for the chapter's table: each setting's step time, images/s, speed-up over the first
-    (the baseline), achieved GFLOP/s and model FLOP utilisation against `peaks[precision]` (FLOP/s,
-    e.g. from `timing.matmul_peak`; a setting whose precision has no peak gets none)."""
-    per_image = train_flops(model_cfg, 1)
-    rows = []
+def remeasure_outliers(times: list[StepTimes], settings: dict, factor: float = 1.5,
+                       tries: int = 3) -> int:
+    """Time again, side by side, every timed step slower than `factor` times its setting's median
+    step (another program took the machine for a moment): `times` (from `time_steps` over
+    `settings`, {label: BenchStep}) is updated in place, medians included, at most `tries` times.
+    Each StepTimes gets `.remeasured`, its count of steps timed again; returns the total."""
     for t in times:
+        t.remeasured = 0
+    for _ in range(tries):
+        slow = {}
+        for t in times:
+            totals = [sum(s.values()) for s in t.per_step]
+            limit = factor * statistics.median(totals)
+            slow[t.label] = [i for i, tot in enumerate(totals) if tot > limit]
+        slow = {k: v for k, v in slow.items() if v}
+        if not slow:
+            break
+        again = time_steps({k: settings[k] for k in slow}, max(map(len, slow.values())), 0)
+        for t in times:
+            for j, i in enumerate(slow.get(t.label, [])):
+                t.per_step[i] = again[t.label].per_step[j]
+                t.remeasured += 1
+            t.parts_ms = {p: statistics.median(s[p] for s in t.per_step) for p in t.parts_ms}
+    return sum(t.remeasured for t in times)
+
+
+def step_rates(t: StepTimes) -> list[float]:
+    """Images/s of each timed step of one setting (the repeats `lever_verdicts` compares)."""
+    return [1e3 * t.batch_size / sum(s.values()) for s in t.per_step]
+
+
+def lever_verdicts(times: list[StepTimes], k: float = 2.0) -> list[Verdict | None]:
+    """Each setting's images/s against the first's (the baseline), over their timed steps:
+    `report.verdict` ("faster", "slower" or "within noise"; None for the baseline itself, and
+    for every setting when fewer than two steps were timed: no spread to compare with)."""
+    base = step_rates(times[0])
+    if any(len(t.per_step) < 2 for t in times):
+        return [None] * len(times)
+    return [None] + [verdict(step_rates(t), base, unit=" images/s", more="faster",
+                             less="slower", k=k) for t in times[1:]]
+
+
+def lever_table(times: list[StepTimes], model_cfg: ViTConfig, peaks: dict) -> list[dict]:
+    """Rows for the chapter's table: each setting's step time (sum of the phases' medians),
+    images/s, speed-up over the first (the baseline), its noise band (± in the same ratio, from
+    `lever_verdicts`) and verdict, achieved GFLOP/s and model FLOP utilisation against
+    `peaks[precision]` (FLOP/s, e.g. from `timing.matmul_peak`; a setting whose precision has no
+    peak gets none)."""
+    per_image = train_flops(model_cfg, 1)
+    base_rate = statistics.fmean(step_rates(times[0]))
+    rows = []
+    for t, v in zip(times, lever_verdicts(times)):
         flops, seconds = per_image * t.batch_size, t.step_ms / 1e3
         peak = peaks.get(t.precision)
         rows.append({"setting": t.label, "batch": t.batch_size, "step ms": t.step_ms,
                      "images/s": t.images_per_s,
                      "x baseline": t.images_per_s / times[0].images_per_s,
+                     "noise ±x": v.noise / base_rate if v else None,
+                     "verdict": v.word if v else "–",
                      "GFLOP/s": flops / seconds / 1e9,
                      "MFU %": 100 * mfu(flops, seconds, peak) if peak else None})
     return rows
@@ -138,36 +190,47 @@ def phase_bars(rows: dict, ax=None, shares: bool = False, unit: str = "ms per st
         for yi, lo, v in zip(y, left, vals):
             if v > (8 if shares else 0.08 * max(totals)):
                 ax.text(lo + v / 2, yi, f"{v:.0f}%" if shares else f"{v:.3g}", ha="center",
-                        va="center", fontsize=7, color="white")
+                        va="center", fontsize=8, color="white")
         left += vals
     if not shares:
         for yi, tot in zip(y, totals):
-            ax.text(tot, yi, f" {tot:.3g}", va="center", fontsize=7)
+            ax.text(tot, yi, f" {tot:.3g}", va="center", fontsize=8)
         ax.set_xlim(0, 1.12 * max(totals))
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlabel("share of the step (%)" if shares else unit)
-    ax.legend(ncol=4, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.legend(ncol=4, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     if title:
         ax.set_title(title, fontsize=9, pad=22)
     ax.grid(axis="x", alpha=0.3)
     return ax
 
 
+VERDICT_COLORS = {"faster": "#4c72b0", "slower": "#c44e52", "within noise": "#9e9e9e"}
+
+
 def speedup_bars(rows: list[dict], ax=None, title: str | None = None):
-    """Images/s of each setting relative to the first (the baseline): rows with "setting" and
-    "images/s"."""
+    """Images/s of each setting relative to the first (the baseline), as a bar from 1: rows of
+    `lever_table` ("setting", "images/s", and "noise ±x", "verdict" where measured). Each row's
+    noise band is shaded grey around 1; a bar is blue (faster) or red (slower) only when the
+    verdict says it left the band, grey otherwise."""
     base = rows[0]["images/s"]
     labels = [r["setting"] for r in rows]
     vals = np.array([r["images/s"] / base for r in rows])
-    ax = ax or plt.subplots(figsize=(6.5, 0.4 * len(rows) + 1.0))[1]
+    noise = np.array([r.get("noise ±x") or 0.0 for r in rows])
+    ax = ax or plt.subplots(figsize=(7.5, 0.4 * len(rows) + 1.2))[1]
     y = np.arange(len(rows))[::-1]
-    ax.barh(y, vals, color=["#4c72b0" if v >= 1 else "#c44e52" for v in vals], height=0.6)
-    for yi, v in zip(y, vals):
-        ax.text(v, yi, f" {v:.2f}x", va="center", fontsize=7)
+    for yi, n in zip(y, noise):
+        ax.fill_betweenx([yi - 0.42, yi + 0.42], 1 - n, 1 + n, color="#dddddd", zorder=0)
+    colors = [VERDICT_COLORS.get(r.get("verdict"), "#9e9e9e") for r in rows]
+    ax.barh(y, vals - 1, left=1, color=colors, height=0.5, zorder=2)
+    for yi, v, n in zip(y, vals, noise):
+        text = f" {v:.2f}x" + (f" (±{n:.2f})" if n else "")
+        ax.text(max(v, 1 + n), yi, text, va="center", fontsize=8)
     ax.axvline(1.0, color="black", lw=0.8)
     ax.set_yticks(y, labels, fontsize=8)
-    ax.set_xlabel("training throughput relative to the baseline (images/s ratio)")
-    ax.set_xlim(0, 1.15 * vals.max())
+    ax.set_xlabel("images/s relative to the baseline (grey: each setting's noise band)")
+    lo, hi = min(vals.min(), (1 - noise).min()), max(vals.max(), (1 + noise).max())
+    ax.set_xlim(lo - 0.05, hi + 0.25 * (hi - lo) + 0.1)
     if title:
         ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
@@ -176,16 +239,21 @@ def speedup_bars(rows: list[dict], ax=None, title: str | None = None):
 
 def lever_explorer(times: list, per_image: bool = True) -> W.Widget:
     """Pick a measured setting (a `timing.StepTimes` from `measure_levers`): its phases next to the
-    baseline's (the first), drawn with `phase_bars`, per image so that batch sizes compare."""
+    baseline's (the first), drawn with `phase_bars`, per image so that batch sizes compare; the
+    title gives its speed-up with `lever_verdicts`' word."""
     def parts(t):
         return {k: v / t.batch_size for k, v in t.parts_ms.items()} if per_image else t.parts_ms
+
+    verdicts = lever_verdicts(times)
 
     def draw(setting, shares):
         chosen = times[setting]
         ratio = chosen.images_per_s / times[0].images_per_s
+        v = verdicts[setting]
+        said = f" ({v.word})" if v else ""
         phase_bars({times[0].label: parts(times[0]), chosen.label: parts(chosen)}, shares=shares,
                    unit="ms per image" if per_image else "ms per step",
-                   title=f"{chosen.label}: {ratio:.2f}x the baseline's images/s")
+                   title=f"{chosen.label}: {ratio:.2f}x the baseline's images/s{said}")
         plt.show()
 
     return explorer(draw, setting=W.Dropdown(options=[(t.label, i) for i, t in enumerate(times)],
@@ -256,5 +324,6 @@ def _check_amdahl(fn) -> str:
     return "right: a phase that takes a fraction f of the step caps the speed-up at 1 / (1 - f)"
 
 
-__all__ = ["plan", "levers", "measure_levers", "lever_table", "PHASE_COLORS", "phase_bars",
+__all__ = ["plan", "levers", "measure_levers", "remeasure_outliers", "step_rates",
+           "lever_verdicts", "lever_table", "PHASE_COLORS", "VERDICT_COLORS", "phase_bars",
            "speedup_bars", "lever_explorer"]
