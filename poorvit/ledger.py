@@ -2,7 +2,7 @@
 their time at every scale from FLOPs.
 
 The ledger (`ledger.jsonl` in the run folder, `runs.runs_root()`) gets one line per training a
-chapter asks for while `POORVIT_CHAPTER` names the chapter (notebooks/conftest.py sets it before
+chapter asks for while `POORVIT_CHAPTER` names the chapter (the root conftest.py sets it before
 each notebook's kernel starts; outside that, nothing is written), and one line per executed
 notebook (its wall time). `Course.train` and `sweep.sweep` write the training lines.
 
@@ -39,7 +39,7 @@ from .config import (DEMO_BUDGET_S, SCALES, TrainConfig, ViTConfig, planned_step
                      with_overrides)
 from .runs import runs_root
 
-CHAPTER_ENV = "POORVIT_CHAPTER"        # the chapter a training belongs to (notebooks/conftest.py)
+CHAPTER_ENV = "POORVIT_CHAPTER"        # the chapter a training belongs to (the root conftest.py)
 EXECUTION_ENV = "POORVIT_CHAPTER_RUN"  # which execution of it (its start time): the latest counts
 N_TRAIN, N_TEST = 50_000, 10_000       # CIFAR-10
 

@@ -123,12 +123,12 @@ def test_course_train_notes_each_training_of_a_chapter(tmp_path, monkeypatch):
 
 
 def test_the_notebooks_conftest_names_the_chapter_for_its_kernel(tmp_path, monkeypatch):
-    """notebooks/conftest.py: while a notebook runs, POORVIT_CHAPTER names it (the kernel inherits
+    """The root conftest.py: while a notebook runs, POORVIT_CHAPTER names it (the kernel inherits
     the environment), then a line with its wall time goes into the ledger and the variable is
     restored."""
     monkeypatch.setenv("POORVIT_RUNS", str(tmp_path))
     monkeypatch.delenv(ledger.CHAPTER_ENV, raising=False)
-    spec = importlib.util.spec_from_file_location("nb_conftest", ROOT / "notebooks" / "conftest.py")
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
 

@@ -48,7 +48,7 @@ class Course:
     def train(self, model_cfg: ViTConfig | None = None, train_cfg: TrainConfig | None = None,
               **kwargs) -> Run:
         """`train()` on this course's data and device; defaults to the scale's model and recipe.
-        While `POORVIT_CHAPTER` names a chapter (notebooks/conftest.py), each training is noted in
+        While `POORVIT_CHAPTER` names a chapter (the root conftest.py), each training is noted in
         the run folder's ledger (`ledger.note`: how long each chapter takes at each scale)."""
         model_cfg, train_cfg = model_cfg or self.model_cfg, train_cfg or self.train_cfg
         key = run_key(model_cfg, train_cfg, self.data.label)
