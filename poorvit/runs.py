@@ -52,12 +52,19 @@ def config_hash(model: dict, train: dict, dataset: str | None) -> str:
 
 
 def git_commit() -> str | None:
-    """The commit of the package's checkout (with `-dirty` if it has local changes), or None."""
+    """The commit of the package's checkout, with `-dirty` when the package's own files (the code
+    that produced a result) have local changes; executed notebooks, records and data elsewhere in
+    the checkout do not count. None outside a git checkout."""
+    package = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"],
-                             capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None if out.returncode == 0 else None
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=5, cwd=package)
+        if head.returncode != 0 or not head.stdout.strip():
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--", "."], capture_output=True,
+                                text=True, timeout=5, cwd=package)
+        dirty = status.returncode == 0 and status.stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -43,3 +43,27 @@ def test_find_runs_and_load_record_agree_on_what_a_record_is(tmp_path):
     # a record lacking the config fields added since is read with their defaults
     assert load_record(tmp_path / "run") == with_defaults(json.loads(json.dumps(RECORD)))
     assert not is_record(load_record(tmp_path / "half.json")) and not is_record([RECORD])
+
+
+
+def test_the_commit_is_dirty_only_when_the_package_changed(tmp_path, monkeypatch):
+    """A record's commit says `-dirty` for a changed package file, not for an executed notebook
+    (CI executes the notebooks in place, then trains: their records stay at a clean commit)."""
+    import subprocess
+
+    import poorvit.runs as runs_mod
+    repo = tmp_path / "repo"
+    (repo / "poorvit").mkdir(parents=True)
+    (repo / "poorvit" / "runs.py").write_text("# the package\n")
+    (repo / "notebook.ipynb").write_text("{}")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(runs_mod, "__file__", str(repo / "poorvit" / "runs.py"))
+    clean = runs_mod.git_commit()
+    assert clean and len(clean) == 12 and not clean.endswith("-dirty")
+    (repo / "notebook.ipynb").write_text('{"cells": []}')
+    assert runs_mod.git_commit() == clean
+    (repo / "poorvit" / "runs.py").write_text("# changed\n")
+    assert runs_mod.git_commit() == clean + "-dirty"

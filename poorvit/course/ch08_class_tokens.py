@@ -129,12 +129,12 @@ def similarity_grid(sims: dict, ncols: int = 2, size: float = 3.4):
 
 def accuracy_by_count(accs: dict, noise: float, ax=None, reference: int = 1):
     """Final test accuracy (%) against the number of class tokens ({n_cls: acc}), with the
-    `reference` count's accuracy ± `noise` (the seed-to-seed difference) shaded: a point inside the
-    band is within noise of it."""
+    `reference` count's accuracy ± `noise` (the noise band of one run against another) shaded: a
+    point inside the band is within noise of it."""
     ax = ax or plt.subplots(figsize=(4, 3))[1]
     ref = accs[reference]
     ax.axhspan(ref - noise, ref + noise, color="0.85", lw=0, zorder=0,
-               label=f"n_cls = {reference} ± seed difference")
+               label=f"n_cls = {reference} ± noise band")
     ax.plot(list(accs), list(accs.values()), marker="o")
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(accs), [str(k) for k in accs])

@@ -196,7 +196,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, classes, ax=None,
     cm = torch.bincount(target.cpu() * n + pred.cpu(), minlength=n * n).view(n, n).float()
     if normalize:
         cm = cm / cm.sum(1, keepdim=True).clamp_min(1)
-    ax = ax or plt.subplots(figsize=(5, 4.5))[1]
+    ax = ax or plt.subplots(figsize=(6, 5.2))[1]
     im = ax.imshow(cm.numpy(), cmap="Blues")
     ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n), classes, fontsize=8)
@@ -206,7 +206,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, classes, ax=None,
         for j in range(n):
             v = cm[i, j].item()
             ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center",
-                    fontsize=6, color="white" if v > cm.max().item() / 2 else "black")
+                    fontsize=8, color="white" if v > cm.max().item() / 2 else "black")
     ax.figure.colorbar(im, ax=ax, fraction=0.046)
     return ax
 
@@ -220,7 +220,7 @@ def similarity_matrix(sim: torch.Tensor, ax=None, title: str | None = None,
     im = ax.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if abs(m[i, j]) > 0.6 else "black")
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
@@ -240,7 +240,7 @@ def bars(values: dict, ylabel: str, ax=None, fmt: str = "{:,.0f}", title: str | 
     rects = ax.bar(names, vals, color=color)
     for r, v in zip(rects, vals):
         ax.annotate(fmt.format(v), (r.get_x() + r.get_width() / 2, r.get_height()), ha="center",
-                    va="bottom", fontsize=7)
+                    va="bottom", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.tick_params(axis="x", rotation=30)
     if title:
