@@ -7,7 +7,8 @@ and fails on what a reader would see broken:
   widget       an empty widget output: a widget view with nothing visible (no kernel on the page),
                or a widget shown as its text (`interactive(children=...)`)
   placeholder  an ALL_CAPS_WITH_UNDERSCORES token or a raw `{glue:` in the prose (not in code)
-  path         a machine path (/tmp/, /work/, /root/, /home/) in the prose or an output
+  path         a path of the machine that built the book (its temporary folder, its home, the
+               folder the repository sits in) in the prose or an output
   figure       a figure of a cell output shown at under half its natural width (its text unreadable)
   doubled      a cell showing the same output twice (a printed line echoed again as its result)
 
@@ -38,7 +39,7 @@ KINDS = ("table", "code", "widget", "placeholder", "path", "figure", "doubled")
 
 # Runs in the page; returns [[kind, detail], ...]. Only the article is read (not the sidebars).
 FAULTS_JS = r"""
-async () => {
+async (machineRoots) => {
   await Promise.all([...document.images].map(i => i.complete ? null :
     new Promise(done => { i.addEventListener('load', done); i.addEventListener('error', done); })));
   const root = document.querySelector('article.bd-article') || document.querySelector('main')
@@ -96,8 +97,10 @@ async () => {
   if (at >= 0) add('placeholder', prose.slice(at, at + 60));
   const shownText = textOf(root, '.cell_input, script, style');
   // path: a machine path anywhere but in the code cells' source
-  const paths = shownText.match(/(?:^|[^\w.\/-])\/(?:tmp|work|root|home)\/[^\s'"),]*/g) || [];
-  for (const m of new Set(paths.map(s => s.replace(/^[^\/]/, '')))) add('path', m);
+  for (const dir of machineRoots) {
+    const at = shownText.indexOf(dir + '/');
+    if (at >= 0) add('path', shownText.slice(at, at + 60).split(/\s/)[0]);
+  }
   // doubled: one cell showing the same output twice (a printed line and the same value echoed as
   // the cell's result, for want of a `;`)
   for (const cell of root.querySelectorAll('.cell_output')) {
@@ -142,7 +145,7 @@ class Browser:
     def faults(self, url: str) -> list[tuple[str, str]]:
         """The faults of the page at `url`, as (kind, detail)."""
         self.page.goto(url, wait_until="load", timeout=60_000)
-        return [tuple(f) for f in self.page.evaluate(FAULTS_JS)]
+        return [tuple(f) for f in self.page.evaluate(FAULTS_JS, machine_roots())]
 
     def screenshot(self, path: Path) -> None:
         """The whole page in `path`, and its first screen (what a reader sees on opening it, the
@@ -161,6 +164,13 @@ class Browser:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def machine_roots() -> list[str]:
+    """The folders of the machine that builds the book, which no page should show: the temporary
+    folder, the home folder and the folder the repository sits in (not "/" itself)."""
+    roots = {tempfile.gettempdir(), str(Path.home()), str(ROOT.parent)}
+    return sorted(r.rstrip("/") for r in roots if r.rstrip("/"))
 
 
 def shown(path: Path) -> str:
