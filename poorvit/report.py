@@ -87,6 +87,15 @@ class Verdict:
         return f"{self.diff:+.2f}{self.unit}, {where} (±{self.noise:.2f})"
 
 
+def sampling_noise(acc_a: float, n_a: int, acc_b: float, n_b: int, k: float = 2.0) -> float:
+    """The noise band, in points, of a difference between two accuracies (fractions) measured on
+    `n_a` and `n_b` images: `k` binomial standard errors of the difference, 100 * k *
+    sqrt(a (1 - a) / n_a + b (1 - b) / n_b). What one model's train-vs-test comparison carries
+    even without a second seed (`verdict(..., noise=)`); seeds spread more."""
+    var = acc_a * (1 - acc_a) / n_a + acc_b * (1 - acc_b) / n_b
+    return 100 * k * math.sqrt(var)
+
+
 def verdict(a, b, noise: float | None = None, unit: str = " points", more: str = "higher",
             less: str = "lower", k: float = 2.0) -> Verdict:
     """Compare measurements `a` with `b` (each a number or a list: seeds, or repeats of a timing).

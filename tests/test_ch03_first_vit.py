@@ -118,13 +118,6 @@ def test_train_test_accuracy_scores_the_training_subset_in_eval_mode():
     assert model.training
 
 
-def test_sampling_noise_is_two_standard_errors_of_the_difference_in_points():
-    assert ch.sampling_noise(0.5, 100, 0.5, 100) == pytest.approx(200 * math.sqrt(0.005))
-    assert ch.sampling_noise(0.9, 1000, 0.3, 10_000, k=1) == pytest.approx(
-        100 * math.sqrt(0.09 / 1000 + 0.21 / 10_000))
-    assert ch.sampling_noise(1.0, 50, 0.0, 50) == 0
-
-
 def test_overfitting_curves_draw_every_seed_and_shade_the_gap():
     from types import SimpleNamespace
 

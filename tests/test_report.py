@@ -125,3 +125,11 @@ def test_verdict_calls_a_gap_inside_the_noise_within_noise():
     assert slower.word == "slower" and 1.9 < slower.ratio < 2.1
     with pytest.raises(ValueError, match="noise="):
         verdict(1.0, 2.0)
+
+
+def test_sampling_noise_is_two_standard_errors_of_the_difference_in_points():
+    from poorvit.report import sampling_noise
+    assert sampling_noise(0.5, 100, 0.5, 100) == pytest.approx(200 * math.sqrt(0.005))
+    assert sampling_noise(0.9, 1000, 0.3, 10_000, k=1) == pytest.approx(
+        100 * math.sqrt(0.09 / 1000 + 0.21 / 10_000))
+    assert sampling_noise(1.0, 50, 0.0, 50) == 0

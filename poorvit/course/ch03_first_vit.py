@@ -9,16 +9,14 @@ makes with the most confidence) and the `first-vit/*` exercise checks. Its predi
 
 It also holds the chapter's small-data regime (`small_data_config`: a few thousand images, many
 epochs, no augmentation, where train accuracy climbs far above test), which chapter 4 reuses to
-show augmentation closing the gap; `train_test_accuracy` measures that gap, `sampling_noise` the
-noise band of one model's two accuracies.
+show augmentation closing the gap; `train_test_accuracy` measures that gap (its noise band:
+`report.sampling_noise`).
 
     tcfg = ch.small_data_config(course.scale, seed=0)
     run = course.train(train_cfg=tcfg)
     train_acc, test_acc = ch.train_test_accuracy(run, data)
 """
 from __future__ import annotations
-
-import math
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -114,15 +112,6 @@ def small_data_config(scale: str | None = None, seed: int = 0, **overrides) -> T
     values.update(overrides)
     values.setdefault("warmup_epochs", values["epochs"] / 10)
     return get_train_config(scale, **values)
-
-
-def sampling_noise(acc_a: float, n_a: int, acc_b: float, n_b: int, k: float = 2.0) -> float:
-    """The noise band, in points, of a difference between two accuracies (fractions) measured on
-    `n_a` and `n_b` images: `k` binomial standard errors of the difference, 100 * k *
-    sqrt(a (1 - a) / n_a + b (1 - b) / n_b). What one model's train-vs-test comparison carries
-    even without a second seed (`report.verdict(..., noise=)`); seeds spread more."""
-    var = acc_a * (1 - acc_a) / n_a + acc_b * (1 - acc_b) / n_b
-    return 100 * k * math.sqrt(var)
 
 
 def overfitting_curves(runs, axes=None):
@@ -226,5 +215,5 @@ def _check_confident_mistakes(fn) -> str:
 
 
 __all__ = ["per_class_accuracy", "confident_mistakes", "augmentation_words", "recipe_against",
-           "small_data_config", "train_test_accuracy", "sampling_noise", "overfitting_curves",
+           "small_data_config", "train_test_accuracy", "overfitting_curves",
            "SMALL_DATA", "NO_AUGMENTATION"]
