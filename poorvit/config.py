@@ -70,6 +70,9 @@ class ViTConfig:
     patch_kernel: int = 0         # side of the window each token sees (0: = patch_size); larger
                                   #   windows overlap, centred on their patch (zero padding at the
                                   #   borders), with the same stride
+    stem: str = "patch"           # images to tokens: "patch" (one linear map per patch: a ViT's
+                                  #   own) or "conv" (3x3 convolutions of stride 2, BatchNorm, ReLU,
+                                  #   then a 1x1 convolution: Xiao et al., arXiv 2106.14881)
     n_embd: int = 192             # width of every token (channels, C)
     n_layer: int = 9              # number of transformer blocks
     n_head: int = 12              # query heads (H); each head is n_embd / n_head channels wide (d)
@@ -123,6 +126,12 @@ class ViTConfig:
                    + (" (0 class tokens only with cls_head='gap')" if name == "n_cls" else ""))
         _check(self.image_size % self.patch_size == 0, "patch_size", self.patch_size,
                f"it must divide image_size={self.image_size} (e.g. {_divisors(self.image_size)})")
+        _check_choice("stem", self.stem, ("patch", "conv"))
+        if self.stem == "conv":
+            p = self.patch_size
+            _check(p >= 2 and p & (p - 1) == 0 and self.patch_kernel == 0, "patch_size", p,
+                   "the conv stem halves the image per 3x3 convolution: a power of 2 >= 2, and "
+                   "no patch_kernel")
         k, p = self.patch_kernel, self.patch_size
         _check(k == 0 or (k >= p and (k - p) % 2 == 0), "patch_kernel", k,
                f"0, or patch_size={p} plus an even number of pixels "
@@ -241,7 +250,8 @@ class TrainConfig:
     minutes: float = 0.0           # > 0: a wall-clock budget for the whole run, final evaluation
                                    #   included; warmup and decay follow the clock, `epochs` a cap
     batch_size: int = 256          # images per optimizer step (summed over all processes)
-    optimizer: str = "adamw"       # "adamw" or "lion"
+    optimizer: str = "adamw"       # "adamw", "lion" or "muon" (Muon for the blocks' matrices,
+                                   #   AdamW at lr/weight_decay for everything else)
     lr: float = 1e-3               # peak learning rate, reached at the end of warmup
     min_lr: float = 1e-6           # learning rate at the end of the cosine decay
     weight_decay: float = 0.05     # decoupled weight decay (none on norms, biases, positions,
@@ -249,6 +259,10 @@ class TrainConfig:
     decay_all: bool = False        # True: decay every parameter (the study's code)
     beta1: float = 0.9             # first-moment decay (AdamW) / interpolation (Lion)
     beta2: float = 0.999           # second-moment decay (AdamW) / momentum (Lion)
+    muon_lr: float = 0.02          # Muon's peak lr (its matrices follow the same warmup-cosine
+                                   #   schedule, muon_lr / lr times the AdamW groups' lr)
+    muon_weight_decay: float = 0.0  # Muon's decoupled weight decay (torch: p -= lr * wd * p)
+    muon_momentum: float = 0.95    # Muon's Nesterov momentum
     lion_betas: str = "shared"     # Lion's betas: "shared" (beta1, beta2 above) or "lion-pytorch"
                                    #   (that package's own defaults, (0.9, 0.99): the study's code)
     warmup_epochs: float = 10      # linear warmup length, epochs (a fraction of `minutes` when
@@ -280,6 +294,11 @@ class TrainConfig:
                                    #   as stored, normalized) or "loader" (augmented, normalized
                                    #   batches of the training loader, unmixed: the study's code)
     whiten_images: int = 10_000    # images in that sample ("loader": batches until more than this)
+    ema: float = 0.0               # > 0: evaluate (and keep) an exponential moving average of the
+                                   #   weights with this decay per step, e.g. 0.999 (0: off)
+    tta_flip: bool = False         # evaluate each test image and its mirror image (mean logits)
+    patch_drop_until: float = 1.0  # share of training after which PatchDropout stops and every
+                                   #   token is seen (1: throughout; the model's patch_drop rate)
     precision: str = "auto"        # "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
     compile: bool | str = False    # torch.compile the step: False, True (torch's default mode) or
                                    #   a mode of COMPILE_MODES ("reduce-overhead": CUDA graphs)
@@ -294,7 +313,12 @@ class TrainConfig:
                "0 (no time budget) or a positive number")
         _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
                self.batch_size, "a whole number >= 1")
-        _check_choice("optimizer", self.optimizer, ("adamw", "lion"))
+        _check_choice("optimizer", self.optimizer, ("adamw", "lion", "muon"))
+        _check(self.muon_lr > 0, "muon_lr", self.muon_lr, "a positive learning rate")
+        _check(self.muon_weight_decay >= 0, "muon_weight_decay", self.muon_weight_decay,
+               "0 or more")
+        _check(0 <= self.muon_momentum < 1, "muon_momentum", self.muon_momentum,
+               "a number in [0, 1)")
         _check_choice("compile", self.compile, (False, True) + COMPILE_MODES)
         _check(self.lr > 0, "lr", self.lr, "a positive learning rate")
         _check(0 <= self.min_lr <= self.lr, "min_lr", self.min_lr, f"between 0 and lr={self.lr}")
@@ -329,6 +353,9 @@ class TrainConfig:
         _check_choice("lion_betas", self.lion_betas, ("shared", "lion-pytorch"))
         _check_choice("augment_impl", self.augment_impl, ("torchvision", "study"))
         _check_choice("mix_partner", self.mix_partner, ("reverse", "permute"))
+        _check(0 <= self.ema < 1, "ema", self.ema, "0 (off) or a decay in (0, 1), e.g. 0.999")
+        _check(0 <= self.patch_drop_until <= 1, "patch_drop_until", self.patch_drop_until,
+               "a share of training in [0, 1] (1: PatchDropout throughout)")
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         _check(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every",
                self.eval_every, "a whole number >= 1")
@@ -414,8 +441,9 @@ SCALES: dict[str, dict] = {
     "cpu": {"model": "cpu", "notebooks": False,
             "for": "the CPU recipe, a wall-clock command-line run (`python -m poorvit train "
                    "--preset cpu`: all of CIFAR-10 in 10 minutes on 2 cores), not the chapters",
-            "train": dict(_CPU, lr=1e-3, minutes=10, epochs=100, warmup_epochs=3,
-                          whiten="trainable", test_subset=1000)},
+            "train": dict(_CPU, lr=2e-3, minutes=10, epochs=100, warmup_epochs=3,
+                          whiten="trainable", test_subset=1000, optimizer="muon",
+                          muon_lr=0.005, patch_drop_until=0.8, tta_flip=True)},
 }
 
 # The scales the chapters take (`poorvit.course.setup()` refuses the others).

@@ -99,6 +99,11 @@ def count_params(cfg: ViTConfig) -> int:
     mlp = _linear(C, cfg.mlp_hidden)[0] + _linear(cfg.mlp_hidden, C)[0]
     block = 2 * 2 * C + attn + mlp                                    # two LayerNorms
     embed = _linear(cfg.in_chans * cfg.kernel ** 2, C)[0] + cfg.n_cls * C
+    if cfg.stem == "conv":          # tokens.ConvStem: 3x3 convs (no bias) + BatchNorm, then 1x1
+        n = cfg.patch_size.bit_length() - 1
+        widths = [cfg.in_chans] + [max(C >> (n - 1 - i), 8) for i in range(n)]
+        embed = cfg.n_cls * C + _linear(widths[-1], C)[0] + sum(
+            9 * a * b + 2 * b for a, b in zip(widths, widths[1:]))
     embed += cfg.n_tokens * C if cfg.pos_embed == "learned" else 0
     head = _linear(C * cfg.n_cls if cfg.cls_head == "concat" else C, cfg.n_classes)[0]
     return embed + cfg.n_layer * block + 2 * C + head

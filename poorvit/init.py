@@ -104,6 +104,9 @@ def whiten_patch_embed(model: nn.Module, images: torch.Tensor, eps: float = 1e-2
     `freeze`, a gradient hook zeroes those rows, so they stay fixed (the optimizer must not decay
     them either: `optim.param_groups` reads `frozen_channels`). Returns the eigenvalues.
     """
+    if getattr(model.cfg, "stem", "patch") != "patch":
+        raise ValueError(f"the whitening init writes a patch embedding's filters; this model has "
+                         f"stem={model.cfg.stem!r}: set whiten='off' (or stem='patch')")
     conv = model.tokens.patch.proj
     p, out_ch = conv.kernel_size[0], conv.out_channels
     filters, eigvals = whitening_filters(patch_second_moment(images, p), eps)

@@ -103,6 +103,7 @@ class ViT(nn.Module):
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         self.cfg = cfg
+        self.patch_drop = cfg.patch_drop    # PatchDropout's rate now (a schedule may change it)
         self.tokens = TokenEmbed(cfg)
         rates = [cfg.drop_path * i / max(cfg.n_layer - 1, 1) for i in range(cfg.n_layer)]
         self.blocks = nn.ModuleList(Block(cfg, r) for r in rates)
@@ -113,8 +114,9 @@ class ViT(nn.Module):
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Normalized tokens (B, T, C) of images (B, 3, H, W); in training, with `patch_drop`, only
-        the kept patch tokens: (B, n_cls + kept, C)."""
-        x = patch_dropout(self.tokens(images), self.cfg.patch_drop, self.cfg.n_cls, self.training)
+        the kept patch tokens: (B, n_cls + kept, C). The rate is `self.patch_drop` (the config's
+        `patch_drop` unless a training schedule changed it: `TrainConfig.patch_drop_until`)."""
+        x = patch_dropout(self.tokens(images), self.patch_drop, self.cfg.n_cls, self.training)
         for block in self.blocks:
             x = block(x)
         return self.norm(x)

@@ -7,6 +7,10 @@
   lion-pytorch: the sign of an interpolated momentum, so every coordinate moves by exactly lr; it
   keeps one state tensor per parameter where AdamW keeps two. `ForeachLion` runs its update on all
   parameters at once (the same numbers, a few kernels a step on a GPU).
+* Muon (Jordan et al., "Muon: an optimizer for hidden layers in neural networks", 2024;
+  `torch.optim.Muon`, PyTorch >= 2.9): Nesterov momentum whose update matrix is orthogonalized by a
+  few Newton-Schulz iterations, for the 2-D weight matrices inside the blocks; `MuonAdamW` steps it
+  beside AdamW, which takes the patch embedding, positions, class tokens, norms, biases and head.
 * Linear warmup then cosine decay to `min_lr`, a function of training progress in [0, 1] so it can
   follow steps or wall time, set on the optimizer every iteration; `Clock` says what that progress
   is, by steps or, for a run on a time budget, by the clock.
@@ -47,7 +51,8 @@ def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False)
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig,
                    fused: bool | None = None) -> torch.optim.Optimizer:
-    """AdamW or Lion over `param_groups(model)`, at the peak learning rate `cfg.lr`. AdamW is
+    """AdamW, Lion or Muon (`MuonAdamW`) over `param_groups(model)`, at the peak learning rate
+    `cfg.lr` (Muon's matrices at `cfg.muon_lr`). AdamW is
     fused (one kernel for the whole update) on a GPU unless `fused` says otherwise (see
     `adamw_kind`); Lion ignores `fused`. Fused AdamW also takes the float16 gradient scaler's inf
     check on the device (`_step_supports_amp_scaling`), so a scaled step never waits for the GPU;
@@ -56,6 +61,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig,
     a CPU tensor
     (tests/test_sync.py). The CPU keeps the for-loop AdamW: fused would change the CPU's numbers
     at the same seed."""
+    if cfg.optimizer == "muon":
+        return MuonAdamW(model, cfg, fused=fused)
     groups = param_groups(model, cfg.weight_decay, cfg.decay_all)
     if cfg.optimizer == "lion":
         return ForeachLion(groups, lr=cfg.lr, betas=lion_betas(cfg), weight_decay=cfg.weight_decay)
@@ -101,6 +108,88 @@ class ForeachLion(Lion):
         return loss
 
 
+def muon_matrices(model: nn.Module) -> list[str]:
+    """Names of the parameters Muon trains: the trainable 2-D weight matrices inside the
+    transformer blocks (attention projections, low-rank factors, MLP layers). The patch embedding
+    (a 4-D conv kernel), positions, class tokens, norms, biases and the head stay with AdamW, as in
+    Muon's own recipe: the first and last layers and the vectors are not hidden-layer matrices."""
+    return [name for name, p in model.named_parameters()
+            if p.requires_grad and p.ndim == 2 and name.startswith("blocks.")]
+
+
+class MuonAdamW:
+    """`torch.optim.Muon` for the blocks' matrices (`muon_matrices`) and `torch.optim.AdamW` for
+    every other parameter (`param_groups`, with `cfg.weight_decay` and `decay_all`), stepped as one
+    optimizer: `param_groups` lists Muon's group then AdamW's, `step`, `zero_grad`, `state` and
+    `state_dict` cover both (a checkpoint keeps both states).
+
+    Muon's group runs at peak lr `cfg.muon_lr` with weight decay `cfg.muon_weight_decay`, Nesterov
+    momentum `cfg.muon_momentum`, 5 Newton-Schulz steps with torch's coefficients and its default
+    shape scaling (the update times sqrt(max(1, fan_out / fan_in))). `set_lr` moves both groups
+    along one schedule: each group's `lr_scale` (Muon's: muon_lr / lr) multiplies the scheduled
+    lr. Raises RuntimeError on a PyTorch without `torch.optim.Muon` (before 2.9), saying to
+    upgrade or to choose adamw or lion."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, fused: bool | None = None):
+        muon_cls = getattr(torch.optim, "Muon", None)
+        if muon_cls is None:
+            raise RuntimeError(f"optimizer='muon' needs torch.optim.Muon (PyTorch 2.9 or later; "
+                               f"this is {torch.__version__}): upgrade torch, or set "
+                               f"optimizer='adamw' or 'lion'")
+        names = set(muon_matrices(model))
+        matrices = [p for name, p in model.named_parameters() if name in names]
+        if not matrices:
+            raise ValueError("optimizer='muon' found no 2-D matrices inside the model's blocks")
+        self._rest_groups = []         # every other trainable parameter, grouped as AdamW's
+        ids = {id(p) for p in matrices}
+        for g in param_groups(model, cfg.weight_decay, cfg.decay_all):
+            params = [p for p in g["params"] if id(p) not in ids]
+            if params:
+                self._rest_groups.append({**g, "params": params})
+        self.muon = muon_cls([{"params": matrices, "lr_scale": cfg.muon_lr / cfg.lr}],
+                             lr=cfg.muon_lr, weight_decay=cfg.muon_weight_decay,
+                             momentum=cfg.muon_momentum, nesterov=True)
+        on_cuda = matrices[0].is_cuda
+        self.adamw = torch.optim.AdamW(self._rest_groups, lr=cfg.lr,
+                                       betas=(cfg.beta1, cfg.beta2),
+                                       weight_decay=cfg.weight_decay,
+                                       fused=on_cuda if fused is None else fused)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """Muon's group, then AdamW's (the live dicts: a group's lr set here is the one used)."""
+        return self.muon.param_groups + self.adamw.param_groups
+
+    @property
+    def state(self) -> dict:
+        """Per-parameter state of both optimizers (Muon: a momentum buffer; AdamW: two moments)."""
+        return {**self.muon.state, **self.adamw.state}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.muon.step()
+        self.adamw.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != {"muon", "adamw"}:
+            raise ValueError("the optimizer state is not a Muon + AdamW state (keys "
+                             f"{sorted(state)[:4]}): it comes from a run with another optimizer")
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
+
+
 def lion_betas(cfg: TrainConfig) -> tuple[float, float]:
     """Lion's (beta1, beta2) for a recipe: `lion-pytorch`'s own defaults (read from its signature:
     (0.9, 0.99), what the study's `Lion(params, lr, weight_decay)` ran) or the recipe's
@@ -134,9 +223,10 @@ def lr_at(progress: float, lr: float, min_lr: float, warmup: float) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set the learning rate of every parameter group."""
+    """Set the learning rate of every parameter group: `lr`, times the group's `lr_scale` where it
+    has one (Muon's matrices in `MuonAdamW`: muon_lr / lr)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def state_floats_per_param(optimizer: torch.optim.Optimizer) -> float:
@@ -197,5 +287,5 @@ class Clock:
         progress, with `done` and `step`, as `train()` keeps it)."""
         return state.done or state.step >= self.total_steps
 
-__all__ = ["param_groups", "make_optimizer", "ForeachLion", "lion_betas", "adamw_kind", "lr_at",
-           "set_lr", "Clock", "state_floats_per_param"]
+__all__ = ["param_groups", "make_optimizer", "ForeachLion", "MuonAdamW", "muon_matrices",
+           "lion_betas", "adamw_kind", "lr_at", "set_lr", "Clock", "state_floats_per_param"]

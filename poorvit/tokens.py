@@ -76,6 +76,30 @@ class PatchEmbed(nn.Module):
         return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
 
 
+class ConvStem(nn.Module):
+    """A convolutional stem in place of the patch embedding (Xiao et al., "Early Convolutions Help
+    Transformers See Better", arXiv 2106.14881): log2(p) 3x3 convolutions of stride 2, each with
+    BatchNorm and ReLU, the channels doubling up to `n_embd` (for p = 4 on 3 channels: 3 -> C/2 ->
+    C), then a 1x1 convolution to `n_embd`. Still one token per p x p patch, (B, 3, H, W) ->
+    (B, N, C), but every token sees a 7 x 7 window (p = 4) through two non-linear layers instead
+    of one linear map of its own pixels: the local prior of a CNN, before the attention."""
+
+    def __init__(self, patch_size: int, in_chans: int, n_embd: int):
+        super().__init__()
+        self.patch_size = patch_size
+        n = patch_size.bit_length() - 1                                   # stride-2 convolutions
+        widths = [in_chans] + [max(n_embd >> (n - 1 - i), 8) for i in range(n)]
+        layers = []
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(widths[-1], n_embd, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, N, C)
+        return self.proj(self.convs(x)).flatten(2).transpose(1, 2)
+
+
 class TokenEmbed(nn.Module):
     """Images to the token sequence: [class tokens; patch tokens] + positions, (B, n_cls + N, C).
 
@@ -93,7 +117,8 @@ class TokenEmbed(nn.Module):
         super().__init__()
         C = cfg.n_embd
         self.n_cls = cfg.n_cls
-        self.patch = PatchEmbed(cfg.patch_size, cfg.in_chans, C, cfg.kernel)
+        self.patch = (ConvStem(cfg.patch_size, cfg.in_chans, C) if cfg.stem == "conv"
+                      else PatchEmbed(cfg.patch_size, cfg.in_chans, C, cfg.kernel))
         # no class token with n_cls=0
         self.cls_token = nn.Parameter(torch.zeros(1, cfg.n_cls, C)) if cfg.n_cls else None
         self.pos_kind = cfg.pos_embed
@@ -134,4 +159,4 @@ class TokenEmbed(nn.Module):
         return torch.cat([pos[:, :k], patches], dim=1)
 
 
-__all__ = ["patchify", "unpatchify", "sincos_2d", "PatchEmbed", "TokenEmbed"]
+__all__ = ["patchify", "unpatchify", "sincos_2d", "PatchEmbed", "ConvStem", "TokenEmbed"]

@@ -98,6 +98,28 @@ class TrainStep:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=train_cfg.label_smoothing)
         self.grad_clip = train_cfg.grad_clip
+        self.ema, self._ema_update = None, None
+        if train_cfg.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            self.ema = AveragedModel(model, use_buffers=True)      # a copy: W_0 = the model's
+            self._ema_update = get_ema_multi_avg_fn(train_cfg.ema)
+            self._ema_pairs = (list(self.ema.module.parameters()) + list(self.ema.module.buffers()),
+                               list(model.parameters()) + list(model.buffers()))
+            self._ema_pairs = tuple(list(t) for t in zip(*[
+                (a, b) for a, b in zip(*self._ema_pairs) if a.is_floating_point()]))
+
+    @property
+    def eval_net(self) -> nn.Module:
+        """What evaluation runs: the moving average of the weights when the recipe keeps one
+        (`train_cfg.ema`), else `net`."""
+        return self.ema.module if self.ema is not None else self.net
+
+    def update_ema(self) -> None:
+        """One step of the weights' exponential moving average (torch's `get_ema_multi_avg_fn`:
+        a foreach lerp towards the weights by 1 - decay; floating tensors only). Called directly
+        rather than through `AveragedModel.update_parameters`, which reads its step counter (a
+        wait for a GPU) every step; the average starts as a copy of the model, so it needs none."""
+        self._ema_update(*self._ema_pairs, None)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) of images `x` (B, 3, H, W) against `y`: labels (B,) or soft targets
@@ -132,12 +154,18 @@ class TrainStep:
         loss, logits = self.forward(x, y)
         self.backward(loss)
         self.optimizer_step()
+        if self.ema is not None:
+            self.update_ema()
         return loss, logits
 
     def state_dict(self) -> dict:
-        """The model, optimizer and scaler states (what a checkpoint keeps of the step)."""
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict()}
+        """The model, optimizer and scaler states, and the weights' moving average if kept (what
+        a checkpoint keeps of the step)."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scaler": self.scaler.state_dict()}
+        if self.ema is not None:
+            state["ema"] = self.ema.module.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore `state_dict()`'s output. A checkpoint from a run without float16 (a CPU, a
@@ -147,6 +175,8 @@ class TrainStep:
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema"])
 
 
 def compile_mode(value: bool | str) -> str | None:
@@ -229,12 +259,13 @@ def _whitening_images(data: CIFAR10, cfg: TrainConfig, n_classes: int,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DeviceLoader,
-             dtype: torch.dtype | None = None) -> tuple[float, float, int]:
+def evaluate(model: nn.Module, loader: DeviceLoader, dtype: torch.dtype | None = None,
+             flip: bool = False) -> tuple[float, float, int]:
     """(summed cross-entropy, correct, count) of `model` over a loader's batches (images
     (B, 3, H, W), labels (B,)), under `dtype` autocast (None: float32), in eval mode (the model's
     mode is restored on any exit: `model.eval_mode`). Under torchrun each process sees its share:
-    sum over processes to divide."""
+    sum over processes to divide. `flip`: test-time augmentation, the mean of the logits of each
+    image and its mirror image (twice the forward passes)."""
     loss = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
     count = 0
@@ -242,6 +273,8 @@ def evaluate(model: nn.Module, loader: DeviceLoader,
         for x, y in loader:
             with torch.autocast(loader.device.type, dtype=dtype, enabled=dtype is not None):
                 logits = model(x)
+                if flip:
+                    logits = (logits.float() + model(x.flip(-1)).float()) / 2
             loss += F.cross_entropy(logits.float(), y, reduction="sum")
             correct += (logits.argmax(-1) == y).sum()
             count += len(y)
@@ -276,15 +309,16 @@ def print_epoch(row: dict) -> None:
 
 
 def _final_eval_seconds(net: nn.Module, data: CIFAR10, dtype: torch.dtype | None,
-                        device: torch.device, rank: int, world: int) -> float:
-    """Seconds the final full-test evaluation will take, timed on 500 test images (after one untimed
-    pass) and scaled up with a 25 % margin: a timed run stops training early enough to evaluate."""
+                        device: torch.device, rank: int, world: int, flip: bool = False) -> float:
+    """Seconds the final full-test evaluation will take (`flip`: with the mirror images too), timed
+    on 500 test images (after one untimed pass) and scaled up with a 25 % margin: a timed run
+    stops training early enough to evaluate."""
     from .timing import Timer       # timing builds on this module's TrainStep: imported when needed
     probe = DeviceLoader(data.test_x[:500], data.test_y[:500], 500, False, device, rank=rank,
                          world=world)
-    evaluate(net, probe, dtype)     # untimed first: a compiled model compiles here, not when timed
+    evaluate(net, probe, dtype, flip)   # untimed first: a compiled model compiles here
     with Timer(device) as t:
-        evaluate(net, probe, dtype)
+        evaluate(net, probe, dtype, flip)
     return 1.25 * t.ms / 1e3 * len(data.test_y) / 500
 
 
@@ -365,6 +399,9 @@ def _train_epoch(step: TrainStep, loader: DeviceLoader, clock: Clock, state: _Pr
             state.done = True
             break
         set_lr(step.optimizer, clock.lr(progress))
+        if cfg.patch_drop_until < 1:            # every token late in training (a ViT only)
+            step.model.patch_drop = (step.model.cfg.patch_drop
+                                     if progress < cfg.patch_drop_until else 0.0)
         loss, logits = step(x, y)
         sums.add(loss, logits, y)
         state.step += 1
@@ -392,7 +429,8 @@ def _epoch_row(step: TrainStep, sums: tuple, test_loader: DeviceLoader, clock: C
     last = state.epoch == clock.n_epochs - 1 or clock.finished(state)
     test_acc = test_loss = None
     if (state.epoch + 1) % clock.cfg.eval_every == 0 or last:
-        loss, right, n = all_sum(*evaluate(step.net, test_loader, step.dtype), device=step.device)
+        loss, right, n = all_sum(*evaluate(step.eval_net, test_loader, step.dtype,
+                                           clock.cfg.tta_flip), device=step.device)
         test_acc, test_loss = right / n, loss / n
     return {"epoch": state.epoch + 1, "step": state.step, "loss": loss_total / max(seen_total, 1),
             "train_acc": correct_total / max(seen_total, 1), "test_loss": test_loss,
@@ -419,7 +457,8 @@ def _record(step: TrainStep, state: _Progress, full_test: DeviceLoader, clock: C
             started: str) -> dict:
     """The final evaluation on the full test set, and the run record: what produced the run
     (configs, `key`, dataset, device, version, commit, ...), its history and results."""
-    loss, right, n = all_sum(*evaluate(step.net, full_test, step.dtype), device=step.device)
+    loss, right, n = all_sum(*evaluate(step.eval_net, full_test, step.dtype, train_cfg.tta_flip),
+                             device=step.device)
     tested = [r["test_acc"] for r in state.history if r["test_acc"] is not None]
     return {
         "key": key, "complete": True, "config": asdict(model_cfg),
@@ -471,7 +510,8 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
     model = build_model(model_cfg, train_cfg, data, device)
     step = TrainStep(model, train_cfg, device, ddp=world > 1)
     train_loader, test_loader, full_test = _loaders(data, model_cfg, train_cfg, device, rank, world)
-    final_eval = (_final_eval_seconds(step.net, data, step.dtype, device, rank, world)
+    final_eval = (_final_eval_seconds(step.eval_net, data, step.dtype, device, rank, world,
+                                      train_cfg.tta_flip)
                   if clock.budget else 0.0)
     clock.plan(len(train_loader), final_eval)
     ckpt_path = path / "checkpoint.pt"
@@ -496,6 +536,7 @@ def train(model_cfg: ViTConfig, train_cfg: TrainConfig, data: CIFAR10 | None = N
 
     record = _record(step, state, full_test, clock, model_cfg, train_cfg, key=key,
                      dataset=data.label, world=world, started=started)
+    model = step.eval_net if step.ema is not None else model    # the weights evaluated
     if rank == 0:
         save_run(model, record, path)
         if progress:

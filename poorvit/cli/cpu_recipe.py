@@ -94,7 +94,33 @@ CPU_LEVERS = [
     ("fewer tokens: patch 8", dict(patch_size=8), {}),
     ("torch.compile", {}, dict(compile=True)),
     ("one thread instead of all cores", {}, dict(threads=1)),
+    # issue 23's levers (19 on)
+    ("Muon (lr 0.02) for the blocks' matrices", {}, dict(optimizer="muon")),
+    ("Muon, lr 0.05", {}, dict(optimizer="muon", muon_lr=0.05)),
+    ("Muon, lr 0.01", {}, dict(optimizer="muon", muon_lr=0.01)),
+    ("Muon, lr 0.02, weight decay 0.05", {}, dict(optimizer="muon", muon_weight_decay=0.05)),
+    ("moving average of the weights (0.999)", {}, dict(ema=0.999)),
+    ("every token for the last 20 %", {}, dict(patch_drop_until=0.8)),
+    ("fewer tokens: 75 % dropped", dict(patch_drop=0.75), {}),
+    ("75 % dropped, every token for the last 20 %", dict(patch_drop=0.75),
+     dict(patch_drop_until=0.8)),
+    ("larger batch: 64", {}, dict(batch_size=64)),
+    ("Muon, lr 0.005", {}, dict(optimizer="muon", muon_lr=0.005)),
+    ("Muon, lr 0.002", {}, dict(optimizer="muon", muon_lr=0.002)),
+    # the recipe with Muon at 0.005 (30 on)
+    ("AdamW instead of Muon", {}, dict(optimizer="adamw")),
+    ("a convolutional stem (so no whitening)", dict(stem="conv"), dict(whiten="off")),
 ]
+
+
+def _flip_accuracy(run_, data, device) -> float:
+    """Full-test accuracy of a finished run's model with flip test-time augmentation (the mean
+    logits of each image and its mirror image): measured after the run, outside its budget."""
+    from ..data import DeviceLoader
+    from ..train import evaluate
+    full_test = DeviceLoader(data.test_x, data.test_y, 500, False, device)
+    _, right, n = evaluate(run_.model, full_test, flip=True)
+    return right / n
 
 
 def _lever_row(lever, data, device, seed: int, minutes: float) -> dict:
@@ -121,12 +147,15 @@ def _lever_row(lever, data, device, seed: int, minutes: float) -> dict:
     finally:
         torch.set_num_threads(all_threads)
     rec = run_.record
+    flip = _flip_accuracy(run_, data, device) if not train_cfg.tta_flip else run_.final_acc
     row = {"lever": name, "changes": changes,
-           "test acc %": round(100 * run_.final_acc, 2), "steps": rec["steps"],
+           "test acc %": round(100 * run_.final_acc, 2),
+           "with flip TTA %": round(100 * flip, 2), "steps": rec["steps"],
            "epochs": round(rec["steps"] * train_cfg.batch_size / len(data.train_y), 2),
            "params": rec["params"], "wall s": round(rec["seconds"], 1),
            "load before": before.split()[-3]}
-    print(f"cpu-levers: {name:40s} test acc {100 * run_.final_acc:6.2f} %  "
+    print(f"cpu-levers: {name:40s} test acc {100 * run_.final_acc:6.2f} %  (flip TTA "
+          f"{100 * flip:6.2f} %)  "
           f"{rec['steps']:6d} steps  {row['epochs']:5.2f} epochs  {rec['seconds']:4.0f} s; "
           f"{before}", flush=True)
     return row
