@@ -1,7 +1,9 @@
 """Chapter 5, optimizers: learning-rate schedules and sweeps (`lr_schedules`, `lr_sweep`), the size
-of each coordinate's update (`update_sizes`), what a sweep shows against its seed spread
-(`seed_spread`, `sweep_verdicts`), AdamW and Lion on a valley (`optimizer_paths`,
-`optimizer_explorer`), and the `optimizers/*` exercise checks.
+of each coordinate's update (`update_sizes`), Muon's Newton-Schulz iteration on singular values
+(`ns_map`, `ns_curves`, `singular_values`) and a check of a from-scratch Muon step
+(`check_muon_step`), what a sweep shows against its seed spread (`seed_spread`, `sweep_verdicts`,
+`best_verdicts`), AdamW and Lion on a valley (`optimizer_paths`, `optimizer_explorer`), and the
+`optimizers/*` exercise checks.
 
     from poorvit.course import ch05_optimizers as ch
     ch.optimizer_paths(lr_adamw=0.1, lr_lion=0.1, steps=60)
@@ -16,8 +18,13 @@ import numpy as np
 import torch
 
 from ..optim import lr_at
-from .exercises import ExerciseError, exercise, expect_close
+from .exercises import ExerciseError, as_float, exercise, expect_close
 from .widgets import explorer
+
+# Muon's quintic Newton-Schulz coefficients (Jordan et al. 2024; torch.optim.Muon's defaults):
+# each step maps a singular value s to a s + b s^3 + c s^5, slope a = 3.4445 at s = 0
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+COLORS = {"AdamW": "C0", "Lion": "C1", "Muon": "C2"}     # one colour per optimizer, every figure
 
 
 def lr_schedules(configs: dict, ax=None, steps: int = 400):
@@ -89,7 +96,8 @@ def sweep_verdicts(results: dict, spread: float | None = None) -> dict:
                            noise=_band(spread, len(accs), len(best)))
         near = [lr for lr, accs in pts if lr == best_lr or against_best(accs).within]
         out[name] = {"best_lr": best_lr, "best_acc": 100 * means[b], "near": near,
-                     "largest": against_best(pts[-1][1]), "largest_is_best": b == len(pts) - 1}
+                     "largest": against_best(pts[-1][1]), "largest_is_best": b == len(pts) - 1,
+                     "smallest_is_best": b == 0}
     names = [n for n in results]
     first, second = ("AdamW", "Lion") if {"AdamW", "Lion"} <= set(names) else names[:2]
     mine, theirs = dict(_seed_lists(results[second])), dict(_seed_lists(results[first]))
@@ -159,29 +167,76 @@ def sweep_sentences(found: dict) -> dict[str, str]:
             "direction": direction}
 
 
-def lr_sweep(results: dict, spread: float | None = None, ax=None, title: str | None = None):
+def best_verdicts(results: dict, found: dict, against: str = "AdamW") -> dict:
+    """Each optimizer's best grid point against `against`'s best, by `report.verdict` with the
+    noise band of the pooled seed spread (`found`: `sweep_verdicts`' result for `results`):
+    {name: Verdict} for every other optimizer. Each best is the highest mean of a grid of the same
+    size, so both sides carry the same small upward bias of a maximum."""
+    from ..report import verdict
+
+    spread = found["spread"]
+    best = {name: dict(_seed_lists(points))[found[name]["best_lr"]]
+            for name, points in results.items()}
+    ref = best[against]
+    return {name: verdict([100 * a for a in accs], [100 * a for a in ref],
+                          noise=_band(spread, len(accs), len(ref)))
+            for name, accs in best.items() if name != against}
+
+
+def best_sentences(found: dict, bests: dict, against: str = "AdamW") -> dict[str, str]:
+    """Sentences (capitalized, no final full stop) from `sweep_verdicts`' and `best_verdicts`'
+    results: {name: how its best compares with `against`'s best} and {name + "_rates": the rates
+    within noise of its best, and whether its best sits at an edge of its grid}."""
+    out = {}
+    for name, v in bests.items():
+        if v.within:
+            out[name] = (f"{name}'s best was within noise of {against}'s best ({v.diff:+.1f} "
+                         f"points, noise band {v.noise:.1f})")
+        else:
+            out[name] = (f"{name}'s best was {abs(v.diff):.1f} points "
+                         f"{'above' if v.diff > 0 else 'below'} {against}'s best, more than the "
+                         f"noise band of {v.noise:.1f}")
+    for name in found["names"]:
+        f = found[name]
+        near = ", ".join(f"{lr:.1e}" for lr in f["near"])
+        edge = ""
+        if len(f["near"]) == 1 and (f["largest_is_best"] or f["smallest_is_best"]):
+            side = "largest" if f["largest_is_best"] else "smallest"
+            edge = (f", by more than the noise the {side} rate of its grid: a rate beyond it "
+                    f"might do better still")
+        out[name + "_rates"] = (f"{name}'s rates within noise of its best: {near}" + edge)
+    return out
+
+
+def lr_sweep(results: dict, spread: float | None = None, ax=None, title: str | None = None,
+             refs: dict | None = None, xlabel: str = "peak learning rate"):
     """Final test accuracy against peak learning rate, one line per optimizer through the mean over
     seeds, each seed a dot: {name: [(lr, acc 0..1 or [acc per seed]), ...]}. With `spread` (the
     seed spread, points: `seed_spread`) a shaded band under each optimizer's best mean marks the
     noise band of a difference of two means: a point inside its colour's band is within noise of
-    that optimizer's best."""
+    that optimizer's best. `refs` {name: accuracy in %}: a dashed line at each (another
+    optimizer's best, swept on another axis), in that optimizer's colour."""
     ax = ax or plt.subplots(figsize=(5.2, 3.3))[1]
+    for name, acc in (refs or {}).items():
+        ax.axhline(acc, color=COLORS.get(name, "0.5"), ls="--", lw=1,
+                   label=f"{name}'s best ({acc:.1f} %)")
     for k, (name, points) in enumerate(results.items()):
+        color = COLORS.get(name, f"C{k + 3}")
         pts = _seed_lists(points)
         lrs = [lr for lr, _ in pts]
         means = [100 * float(np.mean(accs)) for _, accs in pts]
-        ax.plot(lrs, means, marker="o", color=f"C{k}", label=f"{name} (mean over seeds)")
+        ax.plot(lrs, means, marker="o", color=color, label=f"{name} (mean over seeds)")
         for lr, accs in pts:
-            ax.scatter([lr] * len(accs), [100 * a for a in accs], s=12, color=f"C{k}", alpha=0.5)
+            ax.scatter([lr] * len(accs), [100 * a for a in accs], s=12, color=color, alpha=0.5)
         if spread is not None:
             best, n = max(means), len(pts[int(np.argmax(means))][1])
-            ax.axhspan(best - _band(spread, n, n), best, color=f"C{k}", alpha=0.12, lw=0,
+            ax.axhspan(best - _band(spread, n, n), best, color=color, alpha=0.12, lw=0,
                        label=f"{name}: within noise of its best")
     ax.set_xscale("log")
     swept = sorted({lr for points in results.values() for lr, _ in points})
     ax.set_xticks(swept, [f"{lr:.1e}" for lr in swept])
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
-    ax.set_xlabel("peak learning rate")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -204,6 +259,53 @@ def update_sizes(updates: dict, ax=None):
     ax.set_xlim(0, None)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return ax
+
+
+def ns_map(s, steps: int = 5, coefficients: tuple = NS_COEFFICIENTS) -> torch.Tensor:
+    """What `steps` Newton-Schulz steps do to singular values `s` (in float64): each step maps s to
+    a s + b s^3 + c s^5. On a matrix X (Frobenius norm 1, so every s <= 1), the step
+    X <- a X + (b X X^T + c (X X^T)^2) X does exactly this to each singular value and keeps the
+    singular vectors."""
+    a, b, c = coefficients
+    s = torch.as_tensor(s, dtype=torch.float64)
+    for _ in range(steps):
+        s = a * s + b * s ** 3 + c * s ** 5
+    return s
+
+
+def ns_curves(ax=None, steps: int = 5, band: tuple = (0.7, 1.2)):
+    """The Newton-Schulz map on singular values in [0, 1] after 1..`steps` steps (`ns_map`), one
+    curve each, with the band `band` shaded and the exact orthogonalization (every s > 0 to 1)
+    dashed."""
+    ax = ax or plt.subplots(figsize=(5.2, 3.3))[1]
+    s = torch.linspace(0, 1, 501, dtype=torch.float64)
+    ax.axhspan(*band, color="0.85", lw=0, label=f"[{band[0]:g}, {band[1]:g}]")
+    ax.plot([0, 0, 1], [0, 1, 1], color="black", ls="--", lw=1, label=r"$UV^\top$ (every s to 1)")
+    for k in range(1, steps + 1):
+        ax.plot(s.numpy(), ns_map(s, k).numpy(), color=plt.cm.viridis(k / (steps + 1)), lw=1.5,
+                label=f"{k} step" + ("" if k == 1 else "s"))
+    ax.set_xlabel("singular value before (Frobenius norm 1)")
+    ax.set_ylabel("singular value after")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8, ncol=2, loc="lower right")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def singular_values(spectra: dict, ax=None):
+    """Singular values of one matrix, largest first, one line per version of it: {label: 1-D
+    tensor of singular values}, on a log scale."""
+    ax = ax or plt.subplots(figsize=(5.2, 3.3))[1]
+    for k, (label, sv) in enumerate(spectra.items()):
+        v = torch.sort(torch.as_tensor(sv).double().flatten(), descending=True).values
+        ax.plot(np.arange(1, len(v) + 1), v.clamp(min=1e-12).numpy(), marker="o", ms=2.5, lw=1,
+                color=f"C{k + 4}", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("direction (by singular value, largest first)")
+    ax.set_ylabel("singular value")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
     return ax
 
 
@@ -317,5 +419,79 @@ def _check_lion_recipe(fn) -> str:
     return "k times smaller steps, k times stronger decay: lr * weight_decay unchanged"
 
 
-__all__ = ["lr_schedules", "lr_sweep", "seed_spread", "sweep_verdicts", "sweep_sentences",
-           "update_sizes", "optimizer_paths", "optimizer_explorer"]
+MUON_STEP_HINT = ("buf <- momentum buf + (1 - momentum) grad; update = (1 - momentum) grad + "
+                  "momentum buf (Nesterov); O = newton_schulz(update), on the matrix scaled to "
+                  "Frobenius norm 1; p <- p (1 - lr wd) - lr sqrt(max(1, rows / cols)) O.")
+
+
+def check_muon_step(fn) -> str:
+    """Check a from-scratch Muon step: fn(p, grad, buf, lr, momentum, weight_decay) -> (p, buf)
+    after one step of the matrix p, compared with torch.optim.Muon (Nesterov, 5 Newton-Schulz
+    steps, its shape scaling) from the same parameters, gradient and momentum, 3 steps on a tall
+    and on a wide random matrix. torch runs the iteration in bfloat16: a float32 one is accepted
+    within 5 % of the step's norm. Returns a message; raises ExerciseError (with `MUON_STEP_HINT`)
+    saying what differs. (A helper of the chapter's Muon section, not one of its exercises.)"""
+    try:
+        return _muon_step_differences(fn)
+    except ExerciseError as err:
+        raise ExerciseError(f"{err}\nHint: {MUON_STEP_HINT}") from None
+
+
+def _muon_step_differences(fn) -> str:
+    g = torch.Generator().manual_seed(0)
+    hp = dict(lr=0.02, momentum=0.95, weight_decay=0.1)
+    for shape in ((48, 16), (16, 40)):
+        ref = torch.randn(*shape, generator=g).requires_grad_()
+        opt = torch.optim.Muon([ref], nesterov=True, **hp)
+        for t in range(1, 4):
+            grad = torch.randn(*shape, generator=g)
+            p0 = ref.detach().clone()
+            buf0 = opt.state[ref]["momentum_buffer"].clone() if opt.state[ref] else \
+                torch.zeros_like(p0)
+            ref.grad = grad.clone()
+            opt.step()
+            got = fn(p0.clone(), grad.clone(), buf0.clone(), hp["lr"], hp["momentum"],
+                     hp["weight_decay"])
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise ExerciseError("return a pair: (p, buf)")
+            p, buf = (torch.as_tensor(x) for x in got)
+            expect_close(buf, opt.state[ref]["momentum_buffer"],
+                         f"{shape} matrix, step {t}: the momentum buffer", atol=1e-6, rtol=1e-5)
+            if p.shape != p0.shape:
+                raise ExerciseError(f"{shape} matrix: p came back with shape {tuple(p.shape)}")
+            want, step = ref.detach() - p0, p.float() - p0
+            err = float((step - want).norm() / want.norm())
+            if not math.isfinite(err) or err > 0.05:
+                raise ExerciseError(
+                    f"{shape} matrix, step {t}: your step differs from torch.optim.Muon's by "
+                    f"{100 * err:.0f} % of its norm (at most 5 % is rounding: torch runs the "
+                    f"iteration in bfloat16); its norm is {float(step.norm()):.4f}, torch's "
+                    f"{float(want.norm()):.4f}")
+    return "your Muon step matches torch.optim.Muon on a tall and a wide matrix"
+
+
+@exercise("optimizers/ns-map",
+          hint="each step maps s to a s + b s^3 + c s^5 with (a, b, c) = (3.4445, -4.7750, "
+               "2.0315); repeat it `steps` times.")
+def _check_ns_map(fn) -> str:
+    """fn(s, steps) -> the singular values `s` (a 1-D float64 tensor in [0, 1]) after `steps`
+    Newton-Schulz steps (`ns_map`: what the matrix iteration does to each singular value)."""
+    s = torch.linspace(0, 1, 41, dtype=torch.float64)
+    for steps in (1, 2, 5):
+        got = torch.as_tensor(fn(s.clone(), steps), dtype=torch.float64)
+        if got.shape != s.shape:
+            raise ExerciseError(f"steps={steps}: expected {tuple(s.shape)} values, got "
+                                f"{tuple(got.shape)}")
+        want = ns_map(s, steps)
+        bad = (got - want).abs().argmax()
+        if not torch.allclose(got, want, atol=1e-9, rtol=1e-7):
+            raise ExerciseError(f"steps={steps}: at s = {float(s[bad]):.3f} expected "
+                                f"{float(want[bad]):.5f}, got {float(got[bad]):.5f}")
+    top = as_float(fn(torch.tensor([1.0], dtype=torch.float64), 5), "the map of s = 1")
+    return f"s -> a s + b s^3 + c s^5, 5 times: s = 1 lands at {top:.3f}"
+
+
+__all__ = ["NS_COEFFICIENTS", "lr_schedules", "lr_sweep", "seed_spread", "sweep_verdicts",
+           "sweep_sentences", "best_verdicts", "best_sentences", "update_sizes", "ns_map",
+           "ns_curves", "singular_values", "check_muon_step", "optimizer_paths",
+           "optimizer_explorer"]
