@@ -76,7 +76,8 @@ def test_defaults_of_each_command(argv, expected):
 
 
 def test_bench_lists_every_benchmark():
-    choices = ("loader", "step", "matmul", "compile", "cpu-recipe", "cpu-levers", "all")
+    choices = ("loader", "step", "matmul", "compile", "cpu-recipe", "cpu-levers", "cpu-throughput",
+               "all")
     for what in choices:
         args = build_parser().parse_args(["bench", what, "--batch", "16"])
         assert args.what == what and args.batch == 16

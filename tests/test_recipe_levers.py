@@ -188,3 +188,21 @@ def test_the_conv_stem_refuses_what_it_cannot_do(data):
     with pytest.raises(ValueError, match="stem='conv': set whiten='off'"):
         T.build_model(get_config("micro", stem="conv"),
                       get_train_config("smoke", whiten="trainable"), data)
+
+
+def test_the_throughput_bench_times_each_lever_and_saves_its_table(tmp_path, monkeypatch):
+    """`bench cpu-throughput` on two of its levers, one short pass each: a row per lever with
+    its images/s, the recipe's row as the reference, the table saved with its machine."""
+    import json
+
+    from poorvit.cli import build_parser
+    from poorvit.cli import cpu_recipe
+    monkeypatch.setattr(cpu_recipe, "CPU_THROUGHPUT", [cpu_recipe.CPU_THROUGHPUT[0],
+                                                       ("one thread", {}, {}, 1)])
+    args = build_parser().parse_args(["bench", "cpu-throughput", "--repeats", "1", "--save",
+                                      str(tmp_path / "t.json")])
+    out = cpu_recipe.cpu_throughput_bench(args)
+    rows = json.loads((tmp_path / "t.json").read_text())["rows"]
+    assert [r["lever"] for r in rows] == [r["lever"] for r in out["rows"]] and len(rows) == 2
+    assert rows[0]["vs the recipe"] == 1.0 and all(r["images/s"] > 0 for r in rows)
+    assert all(r["min"] <= r["images/s"] <= r["max"] for r in rows)

@@ -3,6 +3,7 @@ accuracy after a wall-clock budget on this machine's cores.
 
     python -m poorvit bench cpu-recipe --seeds 0,1,2 --save results/cpu   # the recipe, three seeds
     python -m poorvit bench cpu-levers --minutes 2                        # one change at a time
+    python -m poorvit bench cpu-throughput --repeats 5                    # images/s of each step
 
 Both train from scratch into a throwaway folder (never from the run cache) and print each run's
 accuracy with the machine's load; results/cpu/README.md holds what they measured. Registered in
@@ -110,6 +111,9 @@ CPU_LEVERS = [
     # the recipe with Muon at 0.005 (30 on)
     ("AdamW instead of Muon", {}, dict(optimizer="adamw")),
     ("a convolutional stem (so no whitening)", dict(stem="conv"), dict(whiten="off")),
+    # the recipe as it is now: Muon 0.005, AdamW 2e-3, every token late, flip TTA (32 on)
+    ("Muon, lr 0.003", {}, dict(muon_lr=0.003)),
+    ("every token for the last 40 %", {}, dict(patch_drop_until=0.6)),
 ]
 
 
@@ -198,4 +202,85 @@ def cpu_levers_bench(args) -> dict:
     return out
 
 
-__all__ = ["CPU_LEVERS"]
+# The throughput levers of issue 23, each a change of the recipe's step: (name, model overrides,
+# training overrides, torch threads or None for all).
+CPU_THROUGHPUT = [
+    ("the recipe's step (Muon, half the tokens)", {}, {}, None),
+    ("AdamW instead of Muon", {}, dict(optimizer="adamw"), None),
+    ("every token (the last 20 % of the budget)", dict(patch_drop=0.0), {}, None),
+    ("75 % of the tokens dropped", dict(patch_drop=0.75), {}, None),
+    ("larger batch: 64", {}, dict(batch_size=64), None),
+    ("bfloat16 autocast", {}, dict(precision="bf16"), None),
+    ("torch.compile (inductor)", {}, dict(compile=True), None),
+    ("one thread", {}, {}, 1),
+]
+
+
+@bench("cpu-throughput")
+def cpu_throughput_bench(args) -> dict:
+    """Images per second of the CPU recipe's training step and of each throughput lever
+    (`CPU_THROUGHPUT`: the optimizer, the tokens kept, the batch, bfloat16, torch.compile, the
+    threads) on this machine: one batch of random images held in memory, `--steps` steps per
+    timed pass after 3 untimed ones (torch.compile's compilation happens there, and its seconds
+    are printed), `--repeats` passes interleaved over the levers, the median pass counted and the
+    spread (min-max) printed beside it. Data loading is `bench loader`'s. `--save FILE.json`.
+    Not part of `all`."""
+    import statistics
+    import time
+
+    import torch
+
+    from ..config import get_config, get_train_config
+    from ..device import device_name, get_device
+    from ..model import ViT
+    from ..runs import git_commit, write_json
+    from ..train import TrainStep
+    if args.what == "all":
+        print("cpu-throughput: skipped by `all`; run `python -m poorvit bench cpu-throughput`")
+        return {}
+    device = get_device(args.device or "cpu")
+    all_threads, steps_per_pass = torch.get_num_threads(), max(args.steps, 10)
+    built = []
+    for name, model_over, train_over, threads in CPU_THROUGHPUT:
+        torch.manual_seed(0)
+        cfg = get_train_config("cpu", **train_over)
+        step = TrainStep(ViT(get_config("cpu", **model_over)).to(device), cfg, device)
+        x = torch.randn(cfg.batch_size, 3, 32, 32, device=device)
+        y = torch.randint(0, 10, (cfg.batch_size,), device=device)
+        torch.set_num_threads(threads or all_threads)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            step(x, y)
+        warm = time.perf_counter() - t0
+        torch.set_num_threads(all_threads)
+        built.append((name, step, x, y, threads, warm, []))
+    for _ in range(args.repeats):
+        for name, step, x, y, threads, _, passes in built:
+            torch.set_num_threads(threads or all_threads)
+            t0 = time.perf_counter()
+            for _ in range(steps_per_pass):
+                step(x, y)
+            passes.append(len(x) * steps_per_pass / (time.perf_counter() - t0))
+            torch.set_num_threads(all_threads)
+    rows, base = [], statistics.median(built[0][6])
+    print(f"cpu-throughput: {device_name(device)}, {steps_per_pass} steps a pass, "
+          f"{args.repeats} passes; {load_average()} after")
+    for name, step, x, _, threads, warm, passes in built:
+        med = statistics.median(passes)
+        rows.append({"lever": name, "images/s": round(med), "min": round(min(passes)),
+                     "max": round(max(passes)), "vs the recipe": round(med / base, 3),
+                     "first 3 steps s": round(warm, 1), "batch": len(x)})
+        print(f"cpu-throughput: {name:45s} {med:7.0f} images/s ({min(passes):.0f}-"
+              f"{max(passes):.0f}), x{med / base:.2f}; first 3 steps {warm:.1f} s")
+    out = {"benchmark": f"python -m poorvit bench cpu-throughput --repeats {args.repeats}",
+           "device_name": device_name(device), "threads": all_threads,
+           "commit": git_commit(), "torch": torch.__version__, "load after": load_average(),
+           "rows": rows}
+    if args.save:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, Path(args.save))
+        print(f"cpu-throughput: table written to {args.save}")
+    return out
+
+
+__all__ = ["CPU_LEVERS", "CPU_THROUGHPUT"]
