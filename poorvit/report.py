@@ -17,10 +17,10 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .config import SCALES
+from .config import SCALES, TrainConfig, ViTConfig
 from .runs import config_hash, find_runs, run_key
 from .study import ACCURACY, RECIPE, ROWS, RUNTIME_LABEL, RUNTIME_S, fidelity_markdown
 from .sweep import baseline_configs, row_configs
@@ -56,8 +56,17 @@ def _differences(record: dict) -> str:
         return ""
     base = {**asdict(m), **asdict(t)}
     mine = {**(record.get("config") or {}), **(record.get("train") or {})}
+    # a field newer than the record: the record ran with what the field's default does
+    mine = {**{k: v for k, v in _FIELD_DEFAULTS.items() if k in base}, **mine}
+    if mine.get("optimizer") != "muon":          # Muon's settings mean nothing without it
+        mine = {k: v for k, v in mine.items() if not k.startswith("muon_")}
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in mine.items() if k in base and base[k] != v)
+
+
+# every field's default (the model's and the recipe's), for records written before it existed
+_FIELD_DEFAULTS = {**{f.name: f.default for f in fields(ViTConfig)},
+                   **{f.name: f.default for f in fields(TrainConfig)}}
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
