@@ -55,18 +55,19 @@ def _differences(record: dict) -> str:
     except (ValueError, KeyError, TypeError):
         return ""
     base = {**asdict(m), **asdict(t)}
-    mine = {**(record.get("config") or {}), **(record.get("train") or {})}
-    # a field newer than the record: the record ran with what the field's default does
-    mine = {**{k: v for k, v in _FIELD_DEFAULTS.items() if k in base}, **mine}
+    mine = {}
+    for part, cls in (("config", ViTConfig), ("train", TrainConfig)):
+        given = record.get(part) or {}
+        defaults = {f.name: f.default for f in fields(cls)}
+        # a whole config written before a field existed ran with what the field's default does
+        # (a few fields given by hand say nothing of the others)
+        if len(given) >= 0.8 * len(defaults):
+            given = {**defaults, **given}
+        mine.update(given)
     if mine.get("optimizer") != "muon":          # Muon's settings mean nothing without it
         mine = {k: v for k, v in mine.items() if not k.startswith("muon_")}
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in mine.items() if k in base and base[k] != v)
-
-
-# every field's default (the model's and the recipe's), for records written before it existed
-_FIELD_DEFAULTS = {**{f.name: f.default for f in fields(ViTConfig)},
-                   **{f.name: f.default for f in fields(TrainConfig)}}
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:

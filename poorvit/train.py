@@ -434,7 +434,8 @@ def _epoch_row(step: TrainStep, sums: tuple, test_loader: DeviceLoader, clock: C
         test_acc, test_loss = right / n, loss / n
     return {"epoch": state.epoch + 1, "step": state.step, "loss": loss_total / max(seen_total, 1),
             "train_acc": correct_total / max(seen_total, 1), "test_loss": test_loss,
-            "test_acc": test_acc, "lr": step.optimizer.param_groups[0]["lr"], "seconds": seconds,
+            # the schedule's lr: the last group's (AdamW's beside Muon; every group's otherwise)
+            "test_acc": test_acc, "lr": step.optimizer.param_groups[-1]["lr"], "seconds": seconds,
             "images_per_s": seen_total / max(seconds, 1e-9)}
 
 

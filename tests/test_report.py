@@ -80,8 +80,10 @@ def test_every_record_in_results_names_what_produced_it():
         if "rows" in rec:   # a benchmark's table (results/cpu/levers.json): its command and machine
             for key in ("benchmark", "device_name", "dataset", "seed", "commit"):
                 assert rec.get(key) is not None, f"{p.name} has no {key}"
-            assert rec["rows"] and all("error" in r or math.isfinite(r["test acc %"])
-                                       for r in rec["rows"])
+            # each row holds its measurement: an accuracy, or a speed (bench cpu-throughput)
+            assert rec["rows"] and all(
+                "error" in r or math.isfinite(r.get("test acc %", r.get("images/s", math.nan)))
+                for r in rec["rows"])
             continue
         for key in ("device_name", "scale", "dataset", "seed", "commit", "final_acc", "config",
                     "train"):
@@ -133,3 +135,19 @@ def test_sampling_noise_is_two_standard_errors_of_the_difference_in_points():
     assert sampling_noise(0.9, 1000, 0.3, 10_000, k=1) == pytest.approx(
         100 * math.sqrt(0.09 / 1000 + 0.21 / 10_000))
     assert sampling_noise(1.0, 50, 0.0, 50) == 0
+
+
+def test_a_whole_record_older_than_a_field_reads_as_that_fields_default():
+    """A record written before `tta_flip` existed ran without it: its change column says so; a
+    hand-made record of a few fields says nothing of the fields it lacks."""
+    from dataclasses import asdict
+
+    from poorvit.config import get_config, get_train_config
+    from poorvit.report import _differences
+    train = asdict(get_train_config("cpu", optimizer="adamw"))
+    del train["tta_flip"], train["patch_drop_until"]
+    record = {"scale": "cpu", "config": asdict(get_config("cpu")), "train": train}
+    said = _differences(record).split(", ")
+    assert {"optimizer=adamw", "tta_flip=False", "patch_drop_until=1"} <= set(said)
+    assert not any(s.startswith("muon_") for s in said)       # no Muon: its settings unsaid
+    assert _differences({"scale": "cpu", "train": {"batch_size": 64}}) == "batch_size=64"

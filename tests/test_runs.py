@@ -24,7 +24,7 @@ def test_load_records_reads_lists_dicts_and_rows_and_skips_broken_files(tmp_path
     rows, readme = load_records(tmp_path)
     assert [r["lever"] for r in rows] == [
         "threads", "bf16", "compile", "batch",
-        "a run: n_embd=96, batch_size=500; 10 minutes, seed 1, 2 threads"]
+        "a run: n_embd=96, batch_size=500, lr=0.001; 10 minutes, seed 1, 2 threads"]
     assert (rows[-1]["test acc %"], rows[-1]["epochs"], rows[-1]["wall s"]) == (50.0, 1.0, 600.4)
     assert "history" not in rows[0] and "config" not in rows[0] and rows[0]["file"] == "a.json"
     assert rows[0]["load"] == "1.5 1.2 1.0"

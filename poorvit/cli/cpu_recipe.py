@@ -274,8 +274,9 @@ def cpu_throughput_bench(args) -> dict:
               f"{max(passes):.0f}), x{med / base:.2f}; first 3 steps {warm:.1f} s")
     out = {"benchmark": f"python -m poorvit bench cpu-throughput --repeats {args.repeats}",
            "device_name": device_name(device), "threads": all_threads,
-           "commit": git_commit(), "torch": torch.__version__, "load after": load_average(),
-           "rows": rows}
+           "dataset": "none: one batch of random images (torch.randn) held in memory",
+           "seed": 0, "commit": git_commit(), "torch": torch.__version__,
+           "load after": load_average(), "rows": rows}
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
         write_json(out, Path(args.save))
