@@ -140,17 +140,14 @@ class MuonAdamW:
         matrices = [p for name, p in model.named_parameters() if name in names]
         if not matrices:
             raise ValueError("optimizer='muon' found no 2-D matrices inside the model's blocks")
-        self._rest_groups = []         # every other trainable parameter, grouped as AdamW's
-        ids = {id(p) for p in matrices}
-        for g in param_groups(model, cfg.weight_decay, cfg.decay_all):
-            params = [p for p in g["params"] if id(p) not in ids]
-            if params:
-                self._rest_groups.append({**g, "params": params})
+        ids = {id(p) for p in matrices}     # every other trainable parameter: AdamW's groups
+        rest = [{**g, "params": [p for p in g["params"] if id(p) not in ids]}
+                for g in param_groups(model, cfg.weight_decay, cfg.decay_all)]
         self.muon = muon_cls([{"params": matrices, "lr_scale": cfg.muon_lr / cfg.lr}],
                              lr=cfg.muon_lr, weight_decay=cfg.muon_weight_decay,
                              momentum=cfg.muon_momentum, nesterov=True)
         on_cuda = matrices[0].is_cuda
-        self.adamw = torch.optim.AdamW(self._rest_groups, lr=cfg.lr,
+        self.adamw = torch.optim.AdamW([g for g in rest if g["params"]], lr=cfg.lr,
                                        betas=(cfg.beta1, cfg.beta2),
                                        weight_decay=cfg.weight_decay,
                                        fused=on_cuda if fused is None else fused)

@@ -103,10 +103,11 @@ class TrainStep:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
             self.ema = AveragedModel(model, use_buffers=True)      # a copy: W_0 = the model's
             self._ema_update = get_ema_multi_avg_fn(train_cfg.ema)
-            self._ema_pairs = (list(self.ema.module.parameters()) + list(self.ema.module.buffers()),
-                               list(model.parameters()) + list(model.buffers()))
-            self._ema_pairs = tuple(list(t) for t in zip(*[
-                (a, b) for a, b in zip(*self._ema_pairs) if a.is_floating_point()]))
+            pairs = [(a, b) for a, b in zip([*self.ema.module.parameters(),
+                                             *self.ema.module.buffers()],
+                                            [*model.parameters(), *model.buffers()])
+                     if a.is_floating_point()]
+            self._ema_pairs = ([a for a, _ in pairs], [b for _, b in pairs])
 
     @property
     def eval_net(self) -> nn.Module:
